@@ -1,0 +1,27 @@
+"""The training practices of ../shared/PRACTICES.md as a plain PyTorch library.
+
+It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it.
+"""
+
+from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
+from practices.models import CNN, MLP
+from practices.train import Callback, EpochStats, FitResult, NonFiniteLossError, evaluate, fit, resolve_device
+
+__all__ = [
+    "CNN",
+    "Callback",
+    "EpochStats",
+    "FitResult",
+    "MLP",
+    "NonFiniteLossError",
+    "Split",
+    "TrainVal",
+    "as_arrays",
+    "evaluate",
+    "fit",
+    "load_digits",
+    "load_table",
+    "resolve_device",
+    "split_indices",
+    "train_val",
+]

@@ -1,0 +1,149 @@
+"""The training loop: mini-batch gradient descent over in-memory tensors, with hooks.
+
+The loop knows nothing of Optuna. A caller that wants to report or prune passes a callback whose
+``on_epoch_end`` sees each epoch's numbers; it may return True to stop, or raise to abort.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Sequence
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from practices.data import TrainVal
+from practices.schedules import needs_metric
+
+__all__ = ["Callback", "EpochStats", "FitResult", "NonFiniteLossError", "evaluate", "fit", "resolve_device"]
+
+METRICS = {"val_accuracy": "max", "val_loss": "min"}
+
+
+@dataclasses.dataclass(frozen=True)
+class EpochStats:
+    """One epoch's numbers. ``epoch`` counts from 1; ``lr`` is the rate the epoch trained with."""
+
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+    lr: float
+
+    def metric(self, name: str) -> float:
+        return float(getattr(self, name))
+
+
+@dataclasses.dataclass
+class FitResult:
+    """What a run of :func:`fit` produced."""
+
+    history: list[EpochStats]
+    metric: str
+    best_epoch: int
+    best_value: float
+    stopped_by: str | None = None
+
+    @property
+    def epochs_run(self) -> int:
+        return len(self.history)
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+    def __init__(self, epoch: int, step: int, loss: float) -> None:
+        super().__init__(f"non-finite training loss {loss} at epoch {epoch}, step {step}")
+        self.epoch, self.step, self.loss = epoch, step, loss
+
+
+class Callback:
+    """Hooks into :func:`fit`. Subclasses override what they need."""
+
+    def on_epoch_end(self, stats: EpochStats) -> bool | None:
+        """Called after each epoch's validation; return True to stop training."""
+        return None
+
+
+def resolve_device(device: str) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"trainer.device is {device!r} but CUDA is not available; use 'auto' or 'cpu'")
+    return torch.device(device)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(X, y)``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(X), batch_size):
+        logits = model(X[start : start + batch_size])
+        target = y[start : start + batch_size]
+        loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+        correct += (logits.argmax(dim=1) == target).sum().item()
+    model.train(was_training)
+    return loss_sum / len(X), correct / len(X)
+
+
+def fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: object,
+    data: TrainVal,
+    *,
+    max_epochs: int,
+    batch_size: int,
+    seed: int,
+    metric: str = "val_accuracy",
+    callbacks: Sequence[Callback] = (),
+) -> FitResult:
+    """Trains ``model`` on ``data``'s training split, validating after every epoch.
+
+    ``model`` and ``data`` must already be on the same device. Batches are index slices of a
+    permutation drawn from a generator seeded with ``seed``, so a run is repeatable.
+
+    Raises:
+        NonFiniteLossError: the training loss became NaN or infinite.
+    """
+    if metric not in METRICS:
+        raise ValueError(f"sweep.metric must be one of {sorted(METRICS)}, got {metric!r}")
+    sign = 1.0 if METRICS[metric] == "max" else -1.0
+    generator = torch.Generator().manual_seed(seed)
+    n_train = len(data.X_train)
+    history: list[EpochStats] = []
+    best_epoch, best_value, stopped_by = 0, -math.inf * sign, None
+    model.train()
+    for epoch in range(1, max_epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        order = torch.randperm(n_train, generator=generator).to(data.X_train.device)
+        loss_sum = torch.zeros((), device=data.X_train.device)
+        for step, start in enumerate(range(0, n_train, batch_size)):
+            index = order[start : start + batch_size]
+            loss = F.cross_entropy(model(data.X_train[index]), data.y_train[index])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += loss.detach() * len(index)
+        train_loss = loss_sum.item() / n_train
+        if not math.isfinite(train_loss):
+            raise NonFiniteLossError(epoch, step, train_loss)
+        val_loss, val_accuracy = evaluate(model, data.X_val, data.y_val)
+        stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, lr)
+        history.append(stats)
+        value = stats.metric(metric)
+        if sign * value > sign * best_value:
+            best_epoch, best_value = epoch, value
+        if needs_metric(scheduler):
+            scheduler.step(value)
+        elif scheduler is not None:
+            scheduler.step()
+        if any(cb.on_epoch_end(stats) for cb in callbacks):
+            stopped_by = "callback"
+            break
+    return FitResult(history, metric, best_epoch, best_value, stopped_by)

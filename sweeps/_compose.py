@@ -1,0 +1,79 @@
+"""Hydra composition, done once per run (never per trial)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sweeps._errors import ConfigError
+
+__all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_options"]
+
+CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep")
+
+
+@dataclasses.dataclass
+class Composed:
+    """The composed config (unresolved) and the option Hydra chose for each config group."""
+
+    cfg: DictConfig
+    choices: dict[str, str]
+    overrides: list[str]
+
+    @property
+    def experiment(self) -> str | None:
+        return self.choices.get("experiment")
+
+
+def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(f"cannot compose the config from {list(overrides)}: {exc}") from None
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra") and v is not None}
+    with _unlocked(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
+class _unlocked:
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def __enter__(self) -> DictConfig:
+        OmegaConf.set_struct(self.cfg, False)
+        return self.cfg
+
+    def __exit__(self, *exc: Any) -> None:
+        OmegaConf.set_struct(self.cfg, True)
+
+
+def compose_experiment(overrides: Sequence[str]) -> Composed:
+    """Composes ``conf/config.yaml`` with command-line ``overrides`` (``+experiment=x`` etc.)."""
+    cfg, choices = _compose(overrides)
+    return Composed(cfg, choices, list(overrides))
+
+
+def compose_options(composed: Composed, group: str, options: Sequence[str]) -> dict[str, DictConfig]:
+    """The unresolved node of each option of ``group``, composed as if chosen on the command line."""
+    if group not in GROUPS:
+        raise ConfigError(f"search.{group}: only config groups {list(GROUPS)} can be searched as a choice")
+    kept = [o for o in composed.overrides if not o.lstrip("+~").split("=")[0].split(".")[0] == group]
+    nodes = {}
+    for option in options:
+        if not (CONF_DIR / group / f"{option}.yaml").exists() and option != composed.choices.get(group):
+            available = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+            raise ConfigError(f"search.{group}.options: unknown option {option!r}; available: {available}")
+        cfg, _ = _compose([*kept, f"{group}={option}"])
+        nodes[option] = cfg[group]
+    return nodes

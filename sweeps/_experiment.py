@@ -1,0 +1,127 @@
+"""An experiment ready to run: composed once, validated, its search space compiled.
+
+Validation happens here, before any storage is opened: a bad experiment raises ConfigError and
+nothing is written anywhere.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from practices.data import Split, TrainVal, train_val
+from sweeps._build import BuildError, build, load_data
+from sweeps._compose import compose_experiment, compose_options
+from sweeps._config import validate_structure
+from sweeps._errors import ConfigError
+from sweeps._space import SearchSpace, compile_space, config_for
+from sweeps._storage import check_storage
+
+__all__ = ["Experiment", "Dataset", "prepare"]
+
+
+@dataclasses.dataclass
+class Dataset:
+    """The loaded data and its split. Only :meth:`train_val` is ever handed to trial code."""
+
+    X: np.ndarray
+    y: np.ndarray
+    split: Split
+
+    def train_val(self) -> TrainVal:
+        return train_val(self.X, self.y, self.split)
+
+
+@dataclasses.dataclass
+class Experiment:
+    """The composed (unresolved) base config, the nodes of searched group options, the space."""
+
+    cfg: DictConfig
+    choices: dict[str, str]
+    options: dict[str, dict[str, DictConfig]]
+    space: SearchSpace
+
+    @property
+    def space_groups(self) -> set[str]:
+        return {g.group for g in self.space.groups}
+
+    @property
+    def study_name(self) -> str:
+        return self.cfg.sweep.study_name or self.choices.get("experiment") or "sweeps"
+
+    def config(self, params: Mapping[str, Any]) -> DictConfig:
+        """The resolved config of a trial with Optuna ``params``."""
+        choices, values = self.space.assignments(params)
+        return config_for(self.cfg, self.options, choices, values)
+
+    def chosen(self, params: Mapping[str, Any]) -> dict[str, str]:
+        """The option of each config group for a trial with ``params``."""
+        choices, _ = self.space.assignments(params)
+        return {**self.choices, **choices}
+
+    def record(self) -> dict[str, Any]:
+        """Plain-JSON form, stored on the study so that export can rebuild any trial's config."""
+        return {
+            "base": OmegaConf.to_container(self.cfg, resolve=False),
+            "choices": self.choices,
+            "options": {g: {o: OmegaConf.to_container(n, resolve=False) for o, n in opts.items()} for g, opts in self.options.items()},
+        }
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> "Experiment":
+        cfg = OmegaConf.create(record["base"])
+        options = {g: {o: OmegaConf.create(n) for o, n in opts.items()} for g, opts in record["options"].items()}
+        search = OmegaConf.to_container(cfg.search, resolve=False)
+        return cls(cfg, dict(record["choices"]), options, compile_space(search, cfg, options))
+
+    def load(self) -> Dataset:
+        """Loads the data and cuts the split; errors in the data config become ConfigError."""
+        try:
+            X, y, split = load_data(self.cfg)
+        except ConfigError:
+            raise
+        except Exception as exc:  # a user's loader can fail in any way; name where
+            target = OmegaConf.select(self.cfg, "data._target_")
+            raise ConfigError(f"data ({target}): {type(exc).__name__}: {exc}") from None
+        return Dataset(X, y, split)
+
+
+def _check_builds(exp: Experiment, data: Dataset) -> None:
+    """Builds model, optimizer and schedule of the base config and of every searched option."""
+    variants = [("", {})] + [(f" with {g}={o}", {g: o}) for g, nodes in exp.options.items() for o in nodes]
+    in_shape, n_classes = data.X.shape[1:], int(data.y.max()) + 1
+    for label, choices in variants:
+        try:
+            cfg = config_for(exp.cfg, exp.options, choices, {})
+        except OmegaConfBaseException as exc:
+            raise ConfigError(f"cannot resolve the config{label}: {exc}") from None
+        try:
+            build(cfg, in_shape, n_classes, seed=0)
+        except BuildError as exc:
+            raise ConfigError(f"{exc}{label}") from None
+
+
+def prepare(overrides: Sequence[str]) -> tuple[Experiment, Dataset]:
+    """Composes, validates and compiles an experiment, and loads its data.
+
+    Raises:
+        ConfigError: anything wrong with the config, naming the key, the value and what is allowed.
+    """
+    composed = compose_experiment(overrides)
+    cfg = composed.cfg
+    validate_structure(cfg)
+    check_storage(cfg.sweep.storage)
+    search = OmegaConf.to_container(cfg.search, resolve=False) or {}
+    options = {
+        group: compose_options(composed, group, list((spec.get("options") or {}).keys()))
+        for group, spec in search.items()
+        if isinstance(spec, Mapping) and spec.get("type") == "group" and isinstance(spec.get("options"), Mapping)
+    }
+    exp = Experiment(cfg, composed.choices, options, compile_space(search, cfg, options))
+    data = exp.load()
+    _check_builds(exp, data)
+    return exp, data

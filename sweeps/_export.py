@@ -1,0 +1,80 @@
+"""Exports a study: the best configuration as a rerunnable Hydra experiment file, and a table
+of all trials."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import yaml
+from omegaconf import OmegaConf
+
+from sweeps._experiment import Experiment
+from sweeps._storage import mask
+
+__all__ = ["Exported", "export_study", "plain"]
+
+
+@dataclasses.dataclass
+class Exported:
+    folder: Path
+    trials_csv: Path
+    best_yaml: Path | None
+
+
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars and containers turned into plain Python values."""
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str, Any]:
+    best = study.best_trial
+    cfg = OmegaConf.to_container(exp.config(best.params), resolve=True)
+    cfg["search"] = {}
+    cfg["provenance"] = {
+        "study": study.study_name,
+        "storage": mask(storage),
+        "trial": best.number,
+        "metric": cfg["sweep"]["metric"],
+        "value": best.value,
+        "best_epoch": best.user_attrs.get("best_epoch"),
+        "seed": best.user_attrs.get("seed"),
+        "params": best.params,
+        "git_commit": study.user_attrs.get("git_commit"),
+        "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+    defaults = [{f"override /{group}": option} for group, option in sorted(exp.chosen(best.params).items())
+                if group != "experiment"]
+    return plain({"defaults": [*defaults, "_self_"], **cfg})
+
+
+def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> Exported:
+    """Writes ``<export_dir>/<study>/trials.csv`` and, once a trial completed, ``best.yaml``."""
+    folder = Path(export_dir) / study.study_name
+    folder.mkdir(parents=True, exist_ok=True)
+    trials_csv = folder / "trials.csv"
+    study.trials_dataframe().to_csv(trials_csv, index=False)
+    if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        return Exported(folder, trials_csv, None)
+    exp = Experiment.from_record(study.user_attrs["experiment"])
+    config = _best_config(study, exp, storage)
+    prov = config["provenance"]
+    best_yaml = folder / "best.yaml"
+    header = (
+        "# @package _global_\n"
+        f"# Best configuration of study {study.study_name!r}: trial {prov['trial']}, "
+        f"{prov['metric']} {prov['value']:.6g} at epoch {prov['best_epoch']}, seed {prov['seed']}.\n"
+        f"# Train it once: python -m sweeps.train {best_yaml}\n"
+    )
+    best_yaml.write_text(header + yaml.safe_dump(config, sort_keys=False))
+    return Exported(folder, trials_csv, best_yaml)

@@ -1,0 +1,134 @@
+"""Study creation, loading and the metadata a study carries."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+import warnings
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import optuna
+from omegaconf import OmegaConf
+
+from sweeps._errors import ConfigError
+from sweeps._experiment import Experiment
+
+__all__ = ["FINISHED", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "versions", "git_commit"]
+
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+# Keys that steer a run but do not change what a trial computes: they may differ on resume.
+RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
+            "sweep.sampler", "sweep.pruner",
+            "sweep.export_dir", "trainer.device", "trainer.num_threads")
+
+
+def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for key, value in node.items():
+            out.update(_flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: node}
+
+
+def _fixed_values(record: dict[str, Any]) -> dict[str, Any]:
+    flat = _flatten({"base": record["base"], "options": record["options"]})
+    return {k: v for k, v in flat.items() if not any(k == f"base.{r}" for r in RUN_KEYS)}
+
+
+def config_fingerprint(record: dict[str, Any]) -> str:
+    """A hash of everything that decides what a trial computes, run controls left out."""
+    return hashlib.sha256(json.dumps(_fixed_values(record), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for name in ("sweeps", "torch", "optuna", "hydra-core", "omegaconf", "numpy", "scikit-learn"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def git_commit() -> str | None:
+    """The commit of the project checkout, with ``+dirty`` for local changes; None outside git."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if head.returncode != 0:
+        return None
+    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "qmc":
+        return optuna.samplers.QMCSampler(seed=seed, scramble=True)
+    # group=True samples conditional parameters jointly within each option's subspace.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8)
+
+
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    if name == "none":
+        return optuna.pruners.NopPruner()
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
+    if name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(3, max_epochs - 1))
+
+
+def open_study(exp: Experiment, storage: optuna.storages.BaseStorage) -> optuna.Study:
+    """Creates the study or loads it, checking it still matches the experiment.
+
+    Raises:
+        ConfigError: the search space, the fixed config or the direction changed since creation.
+    """
+    sweep = exp.cfg.sweep
+    name = exp.study_name
+    study = optuna.create_study(storage=storage, study_name=name, direction=sweep.direction, load_if_exists=True)
+    record = exp.record()
+    attrs = study.user_attrs
+    if "space_fingerprint" not in attrs:
+        study.set_user_attr("experiment", record)
+        study.set_user_attr("space_fingerprint", exp.space.fingerprint())
+        study.set_user_attr("config_fingerprint", config_fingerprint(record))
+        study.set_user_attr("versions", versions())
+        study.set_user_attr("git_commit", git_commit())
+    else:
+        _check_unchanged(study, exp, record)
+    n_trials = len(study.get_trials(deepcopy=False))
+    return optuna.load_study(
+        study_name=name,
+        storage=storage,
+        sampler=make_sampler(sweep.sampler, sweep.seed + n_trials),
+        pruner=make_pruner(sweep.pruner, exp.cfg.trainer.max_epochs),
+    )
+
+
+def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any]) -> None:
+    name, attrs = study.study_name, study.user_attrs
+    fresh = f"start a new study with sweep.study_name={name}-2, or delete this one with " \
+            f"`optuna delete-study --study-name {name} --storage STORAGE`"
+    if study.direction.name.lower() != exp.cfg.sweep.direction:
+        raise ConfigError(f"sweep.direction is {exp.cfg.sweep.direction!r} but study {name!r} was created to "
+                          f"{study.direction.name.lower()}; {fresh}")
+    if attrs["space_fingerprint"] != exp.space.fingerprint():
+        raise ConfigError(f"the search space changed since study {name!r} was created (fingerprint "
+                          f"{attrs['space_fingerprint']} -> {exp.space.fingerprint()}); {fresh}")
+    if attrs.get("config_fingerprint") != config_fingerprint(record):
+        old, new = _fixed_values(attrs["experiment"]), _fixed_values(record)
+        changed = sorted(k.split(".", 1)[1] for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ConfigError(f"the fixed config changed since study {name!r} was created ({', '.join(changed[:5])}); "
+                          f"trials would not be comparable; {fresh}")

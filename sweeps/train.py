@@ -1,0 +1,58 @@
+"""``python -m sweeps.train exports/<study>/best.yaml``: train an exported configuration once.
+
+With the recorded seed, on the CPU, it reproduces the best trial's validation metric exactly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from omegaconf import OmegaConf
+
+from sweeps._build import train
+from sweeps._config import validate_structure
+from sweeps._errors import ConfigError
+from sweeps._experiment import Experiment
+from sweeps._space import SearchSpace
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sweeps.train", description=__doc__.splitlines()[0])
+    parser.add_argument("config", type=Path, help="an exported best.yaml")
+    parser.add_argument("--seed", type=int, default=None, help="override the recorded seed")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if not args.config.is_file():
+            raise ConfigError(f"config: no file at {str(args.config)!r}")
+        cfg = OmegaConf.load(args.config)
+        cfg.pop("defaults", None)
+        validate_structure(cfg)
+        provenance = cfg.get("provenance") or {}
+        seed = args.seed if args.seed is not None else provenance.get("seed")
+        if seed is None:
+            raise ConfigError("provenance.seed is missing; pass --seed N")
+        data = Experiment(cfg, {}, {}, SearchSpace((), ())).load().train_val()
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    result, _ = train(cfg, data, int(seed))
+    metric = cfg.sweep.metric
+    print(f"{metric}={result.best_value:.6f} at epoch {result.best_epoch} of {result.epochs_run} (seed {seed})")
+    if "value" in provenance:
+        same = result.best_value == provenance["value"]
+        print(f"recorded in trial {provenance.get('trial')}: {metric}={provenance['value']:.6f} -> "
+              + ("reproduced exactly" if same else f"differs by {result.best_value - provenance['value']:+.2e}"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
