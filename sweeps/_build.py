@@ -34,7 +34,8 @@ class BuildError(ValueError):
 
     def __init__(self, group: str, cfg: DictConfig, exc: Exception) -> None:
         target = cfg[group].get("_target_") if group in cfg else None
-        super().__init__(f"{group} ({target}): {type(exc).__name__}: {exc}")
+        cause = exc.__cause__ or exc  # Hydra wraps the target's own error
+        super().__init__(f"{group} ({target}): {type(cause).__name__}: {cause}")
 
 
 def _make(group: str, cfg: DictConfig, make: Any) -> Any:

@@ -71,9 +71,9 @@ def compose_options(composed: Composed, group: str, options: Sequence[str]) -> d
     kept = [o for o in composed.overrides if not o.lstrip("+~").split("=")[0].split(".")[0] == group]
     nodes = {}
     for option in options:
-        if not (CONF_DIR / group / f"{option}.yaml").exists() and option != composed.choices.get(group):
-            available = sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
-            raise ConfigError(f"search.{group}.options: unknown option {option!r}; available: {available}")
-        cfg, _ = _compose([*kept, f"{group}={option}"])
+        try:
+            cfg, _ = _compose([*kept, f"{group}={option}"])
+        except ConfigError as exc:
+            raise ConfigError(f"search.{group}.options.{option}: {exc}") from None
         nodes[option] = cfg[group]
     return nodes

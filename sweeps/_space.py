@@ -1,10 +1,12 @@
 """The search space: a YAML mapping compiled to Optuna distributions, conditional and namespaced.
 
-Syntax (in an experiment's ``search:`` node)::
+Syntax (in an experiment's ``search:`` node), nested like the config it searches::
 
-    optimizer.lr: {type: float, low: 1.0e-3, high: 0.3, log: true}
-    trainer.batch_size: {type: categorical, choices: [32, 64, 128]}
-    model.depth: {type: int, low: 1, high: 3}
+    optimizer:
+      lr: {type: float, low: 1.0e-3, high: 0.3, log: true}
+    trainer:
+      batch_size: {type: categorical, choices: [32, 64, 128]}
+    model.depth: {type: int, low: 1, high: 3}   # dotted keys work too
     schedule:                      # a config group: which option, then that option's own keys
       type: group
       options:
@@ -172,6 +174,7 @@ def compile_space(search: Mapping[str, Any], base: DictConfig, options: Mapping[
     Raises:
         ConfigError: a key that does not exist, a bad range or an empty choice list.
     """
+    search = _flatten(search)
     params: list[Param] = []
     groups: list[GroupChoice] = []
     searched_groups = {k for k, v in search.items() if isinstance(v, Mapping) and v.get("type") == "group"}
@@ -189,6 +192,19 @@ def compile_space(search: Mapping[str, Any], base: DictConfig, options: Mapping[
             raise ConfigError(f"{where}: no config key {key!r} in the composed config")
         params.append(Param(key, key, _distribution(where, spec)))
     return SearchSpace(tuple(params), tuple(groups))
+
+
+def _flatten(search: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings without a ``type`` key become dotted keys: ``{optimizer: {lr: spec}}`` is
+    ``{"optimizer.lr": spec}``. Both forms may be mixed; the nested one can be overridden on the
+    command line (``search.optimizer.lr.high=0.5``)."""
+    flat: dict[str, Any] = {}
+    for key, spec in search.items():
+        if isinstance(spec, Mapping) and spec and "type" not in spec:
+            flat.update(_flatten(spec, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = spec
+    return flat
 
 
 def _compile_group(group: str, spec: Mapping[str, Any], nodes: Mapping[str, DictConfig]) -> GroupChoice:

@@ -32,7 +32,7 @@ def mask(storage: str) -> str:
         return storage
     try:
         return make_url(storage).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", storage)
 
 
@@ -55,7 +55,7 @@ def check_storage(storage: str) -> None:
         return
     try:
         url = make_url(storage)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise ConfigError(
             f"sweep.storage {mask(storage)!r} is not a valid SQLAlchemy URL; "
             "expected e.g. sqlite:///sweeps.db or postgresql://user@host/db"

@@ -1,0 +1,25 @@
+"""Models and datasets that tests plant into sweeps through ``_target_``."""
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class FailsInForward(nn.Module):
+    """Builds fine, then raises in every forward pass: each trial fails with an exception."""
+
+    def __init__(self, in_shape, n_classes):
+        super().__init__()
+        self.linear = nn.Linear(int(np.prod(in_shape)), n_classes)
+
+    def forward(self, x):
+        raise RuntimeError("planted failure in forward")
+
+
+def blobs(n_per_class: int = 40, n_classes: int = 3, seed: int = 0):
+    """A tiny, easily separable dataset returned as tensors, as a user's own loader may."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=4.0, size=(n_classes, 5))
+    X = np.concatenate([c + rng.normal(size=(n_per_class, 5)) for c in centers]).astype(np.float32)
+    y = np.repeat(np.arange(n_classes), n_per_class)
+    return torch.from_numpy(X), torch.from_numpy(y)

@@ -1,0 +1,82 @@
+import numpy as np
+import pytest
+import torch
+
+from sweeps._build import build
+from sweeps._compose import CONF_DIR
+from sweeps._experiment import prepare
+from sweeps._space import config_for
+
+GROUPS = ["data", "model", "optimizer", "schedule", "trainer", "sweep"]
+
+
+def _options(group):
+    return sorted(p.stem for p in (CONF_DIR / group).glob("*.yaml"))
+
+
+@pytest.fixture
+def digits_csv(tmp_path):
+    from practices.data import load_digits
+
+    X, y = load_digits()
+    import pandas as pd
+
+    frame = pd.DataFrame(X.reshape(len(X), -1), columns=[f"px{i}" for i in range(64)])
+    frame["digit"] = y
+    path = tmp_path / "digits.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in _options(g)])
+def test_every_group_option_composes_and_instantiates(group, option, digits_csv, in_tmp):
+    overrides = [f"{group}={option}"]
+    if option == "csv":
+        overrides += [f"data.path={digits_csv}", "data.label=digit"]
+    if group == "model" and option == "cnn":
+        overrides += ["data=digits"]
+    exp, dataset = prepare(overrides)
+    assert exp.choices[group] == option
+    cfg = config_for(exp.cfg, {}, {}, {})
+    data = dataset.train_val()
+    built = build(cfg, data.in_shape, data.n_classes, seed=0)
+    logits = built.model(data.X_train[:4].to(built.device))
+    assert logits.shape == (4, 10)
+    assert isinstance(built.optimizer, torch.optim.Optimizer)
+    assert built.optimizer.param_groups[0]["lr"] == pytest.approx(cfg.optimizer.lr)
+
+
+@pytest.mark.parametrize("name", _options("experiment"))
+def test_every_experiment_prepares(name, in_tmp):
+    exp, dataset = prepare([f"+experiment={name}"])
+    assert exp.study_name == name
+    assert exp.space.distributions(), "an experiment searches something"
+    assert len(dataset.split.test) > 0
+
+
+def test_csv_data_defaults_features_to_all_other_columns(digits_csv, in_tmp):
+    _, dataset = prepare(["data=csv", f"data.path={digits_csv}", "data.label=digit"])
+    assert dataset.X.shape == (1797, 64)
+    assert np.bincount(dataset.y).tolist() == np.bincount(__import__("practices").load_digits()[1]).tolist()
+
+
+def test_own_data_and_model_targets_are_called_with_shape_and_classes(in_tmp):
+    exp, dataset = prepare(["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8"])
+    data = dataset.train_val()
+    assert data.in_shape == (5,) and data.n_classes == 3
+    built = build(config_for(exp.cfg, {}, {}, {}), data.in_shape, data.n_classes, seed=0)
+    assert built.model[1].in_features == 5 and built.model[-1].out_features == 3
+
+
+def test_own_experiment_on_hydra_searchpath_runs(in_tmp):
+    (in_tmp / "my_conf/experiment").mkdir(parents=True)
+    (in_tmp / "my_conf/data").mkdir()
+    (in_tmp / "my_conf/data/blobs.yaml").write_text("_target_: tests.helpers.blobs\nn_per_class: 30\n")
+    (in_tmp / "my_conf/experiment/mine.yaml").write_text(
+        "# @package _global_\ndefaults:\n  - override /data: blobs\n"
+        "search:\n  model:\n    width: {type: int, low: 4, high: 16}\n"
+    )
+    exp, dataset = prepare([f"hydra.searchpath=[file://{in_tmp}/my_conf]", "+experiment=mine"])
+    assert exp.study_name == "mine" and exp.choices["data"] == "blobs"
+    assert len(dataset.y) == 90
+    assert set(exp.space.distributions()) == {"model.width"}

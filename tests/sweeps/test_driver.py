@@ -1,0 +1,157 @@
+"""End to end, in a temporary directory, on the embedded SQLite storage."""
+
+import os
+
+import optuna
+import pytest
+import yaml
+from optuna.trial import TrialState
+
+from sweeps import export as export_cli
+from sweeps import train as train_cli
+from sweeps.__main__ import main
+from sweeps._build import trial_seed
+
+pytestmark = pytest.mark.slow
+N = 12
+QUICK = ["+experiment=quickstart", f"sweep.n_trials={N}"]
+
+
+@pytest.fixture(scope="module")
+def quickstart(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("quickstart")
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        code = main(QUICK)
+    finally:
+        os.chdir(cwd)
+    study = optuna.load_study(study_name="quickstart", storage=f"sqlite:///{folder}/sweeps.db")
+    return folder, code, study
+
+
+def test_quickstart_reports_every_epoch_and_prunes(quickstart):
+    _, code, study = quickstart
+    assert code == 0
+    trials = study.get_trials()
+    assert len(trials) == N and [t.number for t in trials] == list(range(N))
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    assert complete and pruned, "the median pruner stops some quickstart trials"
+    for t in complete:
+        assert sorted(t.intermediate_values) == list(range(1, 13))
+        assert t.value == max(t.intermediate_values.values())
+        assert t.user_attrs["best_epoch"] == max(t.intermediate_values, key=t.intermediate_values.get)
+    for t in pruned:
+        last = max(t.intermediate_values)
+        assert sorted(t.intermediate_values) == list(range(1, last + 1)) and last < 12
+        assert t.user_attrs["pruned_epoch"] == last
+
+
+def test_trials_record_seed_and_searched_values(quickstart):
+    _, _, study = quickstart
+    for t in study.get_trials():
+        assert t.user_attrs["seed"] == trial_seed(0, t.number)
+        assert t.user_attrs["config.optimizer.lr"] == t.params["optimizer.lr"]
+        assert t.user_attrs["config.schedule"] == t.params["schedule"]
+        if t.params["schedule"] == "step":
+            assert t.user_attrs["config.schedule.factor"] == t.params["schedule[step].factor"]
+    assert len({t.user_attrs["seed"] for t in study.get_trials()}) == N
+
+
+def test_study_records_fingerprint_and_versions(quickstart):
+    _, _, study = quickstart
+    attrs = study.user_attrs
+    assert len(attrs["space_fingerprint"]) == 16
+    assert {"torch", "optuna", "hydra-core", "python"} <= set(attrs["versions"])
+    assert "git_commit" in attrs
+    assert attrs["experiment"]["choices"]["model"] == "cnn"
+
+
+def test_quickstart_reaches_097_validation_accuracy(quickstart):
+    _, _, study = quickstart
+    assert study.best_value >= 0.97
+
+
+def test_export_writes_best_yaml_and_trials_csv(quickstart):
+    import pandas as pd
+
+    folder, _, study = quickstart
+    best = (folder / "exports/quickstart/best.yaml").read_text()
+    assert best.startswith("# @package _global_\n")
+    cfg = yaml.safe_load(best)  # safe_load: plain Python values only, no numpy tags
+    assert cfg["provenance"]["trial"] == study.best_trial.number
+    assert cfg["provenance"]["value"] == study.best_value
+    assert cfg["provenance"]["seed"] == study.best_trial.user_attrs["seed"]
+    assert cfg["optimizer"]["lr"] == study.best_trial.params["optimizer.lr"]
+    assert {"override /model": "cnn"} in cfg["defaults"]
+    table = pd.read_csv(folder / "exports/quickstart/trials.csv")
+    assert len(table) == N and set(table["state"]) <= {"COMPLETE", "PRUNED"}
+
+
+def test_exported_best_config_reruns_to_the_same_metric(quickstart, capsys):
+    folder, _, study = quickstart
+    assert train_cli.main([str(folder / "exports/quickstart/best.yaml")]) == 0
+    out = capsys.readouterr().out
+    assert f"val_accuracy={study.best_value:.6f}" in out
+    assert "reproduced exactly" in out
+
+
+def test_export_module_exports_on_demand(quickstart, tmp_path):
+    folder, _, study = quickstart
+    code = export_cli.main(["--storage", f"sqlite:///{folder}/sweeps.db", "--study", "quickstart", "--out", str(tmp_path)])
+    assert code == 0
+    again = yaml.safe_load((tmp_path / "quickstart/best.yaml").read_text())
+    assert again["provenance"]["trial"] == study.best_trial.number
+    assert export_cli.main(["--storage", f"sqlite:///{folder}/sweeps.db", "--study", "nope"]) == 2
+
+
+def test_rerun_resumes_without_new_trials_and_extends_on_larger_n_trials(quickstart, monkeypatch, capsys):
+    folder, _, study = quickstart
+    monkeypatch.chdir(folder)
+    assert main(QUICK) == 0
+    assert f"{N} of {N} trials finished" in capsys.readouterr().out
+    assert len(study.get_trials()) == N
+    assert main(["+experiment=quickstart", f"sweep.n_trials={N + 2}"]) == 0
+    numbers = [t.number for t in study.get_trials()]
+    assert numbers == list(range(N + 2))
+
+
+def test_changed_search_space_is_refused(quickstart, monkeypatch, capsys):
+    folder, _, study = quickstart
+    monkeypatch.chdir(folder)
+    before = len(study.get_trials())
+    assert main([*QUICK, "search.optimizer.lr.high=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "search space changed since study 'quickstart' was created" in err
+    assert "sweep.study_name=quickstart-2" in err
+    assert main([*QUICK, "trainer.max_epochs=20"]) == 2
+    assert "trainer.max_epochs" in capsys.readouterr().err
+    assert len(study.get_trials()) == before
+
+
+def test_nan_trial_is_failed_with_epoch_and_sweep_finishes(in_tmp):
+    code = main([
+        "sweep.n_trials=4", "sweep.sampler=random", "trainer.max_epochs=2",
+        "+search.optimizer.lr={type:categorical,choices:[0.05,1.0e12]}",
+    ])
+    assert code == 0
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    trials = study.get_trials()
+    assert len(trials) == 4
+    failed = [t for t in trials if t.state == TrialState.FAIL]
+    assert failed and all(t.params["optimizer.lr"] == 1.0e12 for t in failed)
+    assert all(t.user_attrs["fail_reason"] == "non-finite loss" and t.user_attrs["fail_epoch"] == 1 for t in failed)
+    assert any(t.state == TrialState.COMPLETE for t in trials)
+    assert (in_tmp / "exports/sweeps/best.yaml").exists()
+
+
+def test_failing_trials_are_recorded_and_failure_rate_stops_the_sweep(in_tmp, capsys):
+    code = main(["sweep.n_trials=20", "model._target_=tests.helpers.FailsInForward", "~model.width", "~model.depth",
+                 "~model.dropout", "~model.activation", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"])
+    assert code == 1
+    assert "more than sweep.max_failure_rate=0.5" in capsys.readouterr().out
+    trials = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db").get_trials()
+    assert len(trials) == 5
+    assert all(t.state == TrialState.FAIL for t in trials)
+    assert all(t.user_attrs["fail_reason"] == "RuntimeError: planted failure in forward" for t in trials)

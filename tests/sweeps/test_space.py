@@ -1,0 +1,78 @@
+import optuna
+import pytest
+from omegaconf import OmegaConf
+from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+from sweeps._errors import ConfigError
+from sweeps._experiment import prepare
+
+QUICK = ["+experiment=quickstart"]
+
+
+def test_quickstart_space_compiles_to_the_expected_distributions(in_tmp):
+    exp, _ = prepare(QUICK)
+    assert exp.space.distributions() == {
+        "optimizer.lr": FloatDistribution(0.005, 0.3, log=True),
+        "optimizer.momentum": FloatDistribution(0.5, 0.95),
+        "model.hidden": CategoricalDistribution([32, 64, 128]),
+        "schedule": CategoricalDistribution(["constant", "step", "cosine"]),
+        "schedule[step].step_epochs": IntDistribution(2, 6),
+        "schedule[step].factor": FloatDistribution(0.2, 0.8),
+        "schedule[cosine].warmup_epochs": IntDistribution(0, 2),
+    }
+
+
+def test_conditional_params_are_sampled_only_for_the_chosen_option(in_tmp):
+    exp, _ = prepare(QUICK)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        params = exp.space.sample(trial)
+        option = params["schedule"]
+        seen.add(option)
+        conditional = {k for k in params if k.startswith("schedule[")}
+        assert all(k.startswith(f"schedule[{option}].") for k in conditional)
+        cfg = exp.config(params)
+        assert cfg.schedule._target_ == f"practices.schedules.{option}"
+        if option == "step":
+            assert cfg.schedule.factor == params["schedule[step].factor"]
+        if option == "cosine":
+            assert cfg.schedule.n_epochs == cfg.trainer.max_epochs == 12  # interpolation resolved on the copy
+        assert cfg.optimizer.lr == params["optimizer.lr"]
+        study.tell(trial, 0.0)
+    assert seen == {"constant", "step", "cosine"}
+
+
+def test_config_copy_leaves_the_base_config_untouched(in_tmp):
+    exp, _ = prepare(QUICK)
+    before = OmegaConf.to_yaml(exp.cfg)
+    exp.config({"optimizer.lr": 0.2, "optimizer.momentum": 0.6, "model.hidden": 32, "schedule": "step",
+                "schedule[step].step_epochs": 3, "schedule[step].factor": 0.5})
+    assert OmegaConf.to_yaml(exp.cfg) == before
+
+
+def test_fingerprint_changes_with_a_bound_and_not_otherwise(in_tmp):
+    a, _ = prepare(QUICK)
+    b, _ = prepare(QUICK)
+    c, _ = prepare(QUICK + ["search.optimizer.lr.high=0.4"])
+    assert a.space.fingerprint() == b.space.fingerprint()
+    assert a.space.fingerprint() != c.space.fingerprint()
+
+
+@pytest.mark.parametrize(
+    "override,message",
+    [
+        ("+search.model.nope={type:float,low:0,high:1}", "no config key 'model.nope'"),
+        ("search.optimizer.lr.low=0.5", "low must be <= high, got low=0.5, high=0.3"),
+        ("search.optimizer.lr.low=0", "a log scale needs low > 0, got low=0"),
+        ("search.model.hidden.choices=[]", "choices must be a non-empty list"),
+        ("search.optimizer.lr.type=gaussian", "expected a mapping with type float, int or categorical"),
+        ("+search.sweep.seed={type:int,low:0,high:3}", "sweep.* is fixed for a study"),
+        ("+search.schedule.options.nosuch={}", "nosuch"),
+        ("+search.schedule.options.step.bogus={type:int,low:1,high:2}", "no key 'bogus' in schedule=step"),
+    ],
+)
+def test_bad_search_specs_name_key_and_value(override, message, in_tmp):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        prepare(QUICK + [override])
