@@ -33,6 +33,7 @@ class SweepConfig:
     pruner: str = "median"
     max_failure_rate: float = 0.5
     export_dir: str = "exports"
+    artifact_dir: Optional[str] = None
 
 
 @dataclasses.dataclass

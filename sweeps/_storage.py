@@ -16,7 +16,7 @@ from sqlalchemy.exc import ArgumentError
 
 from sweeps._errors import ConfigError
 
-__all__ = ["check_storage", "mask", "open_storage", "is_url", "dashboard_command"]
+__all__ = ["artifact_dir", "check_storage", "mask", "open_storage", "is_url", "dashboard_command"]
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
@@ -76,6 +76,19 @@ def open_storage(storage: str) -> optuna.storages.BaseStorage:
     if is_url(storage):
         return optuna.storages.RDBStorage(storage)
     return JournalStorage(JournalFileBackend(storage))
+
+
+def artifact_dir(storage: str, configured: str | None = None) -> Path:
+    """Where Optuna's file-system artifact store keeps a study's files: ``configured`` when set,
+    else beside the storage file (``sweeps.db`` -> ``sweeps_artifacts/``), else ``./artifacts``."""
+    if configured:
+        return Path(configured)
+    if not is_url(storage):
+        return Path(storage).with_name(Path(storage).stem + "_artifacts")
+    url = make_url(storage)
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        return Path(url.database).with_name(Path(url.database).stem + "_artifacts")
+    return Path("artifacts")
 
 
 def dashboard_command(storage: str, artifact_dir: str | None = None) -> str:
