@@ -34,6 +34,11 @@ class SweepConfig:
     max_failure_rate: float = 0.5
     export_dir: str = "exports"
     artifact_dir: Optional[str] = None
+    n_workers: int = 1
+    trials_per_worker: Optional[int] = None
+    heartbeat_interval: int = 30
+    grace_period: Optional[int] = None
+    stale_retries: int = 2
 
 
 @dataclasses.dataclass
@@ -93,6 +98,17 @@ def validate_structure(cfg: DictConfig) -> None:
         f"sweep.max_failure_rate must be in [0, 1], got {sweep.max_failure_rate}",
     )
     _require(sweep.timeout is None or sweep.timeout > 0, f"sweep.timeout must be > 0 seconds or null, got {sweep.timeout}")
+    _require(sweep.n_workers >= 1, f"sweep.n_workers must be >= 1, got {sweep.n_workers}")
+    _require(
+        sweep.trials_per_worker is None or sweep.trials_per_worker >= 1,
+        f"sweep.trials_per_worker must be >= 1 or null, got {sweep.trials_per_worker}",
+    )
+    _require(sweep.heartbeat_interval >= 1, f"sweep.heartbeat_interval must be >= 1 second, got {sweep.heartbeat_interval}")
+    _require(
+        sweep.grace_period is None or sweep.grace_period > sweep.heartbeat_interval,
+        f"sweep.grace_period must exceed sweep.heartbeat_interval ({sweep.heartbeat_interval}), got {sweep.grace_period}",
+    )
+    _require(sweep.stale_retries >= 0, f"sweep.stale_retries must be >= 0, got {sweep.stale_retries}")
     _require(trainer.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {trainer.max_epochs}")
     _require(trainer.batch_size >= 1, f"trainer.batch_size must be >= 1, got {trainer.batch_size}")
     _require(

@@ -2,25 +2,24 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 import time
 
 import optuna
-from optuna.study import MaxTrialsCallback
 from optuna.trial import FrozenTrial, TrialState
 
 from sweeps._experiment import Dataset, Experiment
 from sweeps._export import export_study
 from sweeps._objective import Objective
 from sweeps._storage import dashboard_command, mask, open_storage
-from sweeps._study import FINISHED, open_study
+from sweeps._study import FINISHED, count_trials, end_reason, open_study
 
-__all__ = ["run", "EXIT_OK", "EXIT_FAILURES"]
+__all__ = ["run", "run_trials", "storage_for", "EXIT_OK", "EXIT_FAILURES", "EXIT_RECYCLE"]
 
 EXIT_OK, EXIT_FAILURES = 0, 1
+EXIT_RECYCLE = 75  # a worker that ran its trials_per_worker and wants to be replaced
 MIN_TRIALS_FOR_FAILURE_RATE = 5
-log = logging.getLogger("sweeps")
+_WAIT_SECONDS = 1.0
 
 
 def _say(message: str) -> None:
@@ -30,14 +29,16 @@ def _say(message: str) -> None:
 class _Progress:
     """One line per finished trial: its state, value, the best so far, and the count."""
 
-    def __init__(self, n_trials: int, metric: str) -> None:
-        self.n_trials, self.metric = n_trials, metric
+    def __init__(self, n_trials: int, metric: str, prefix: str = "") -> None:
+        self.n_trials, self.metric, self.prefix = n_trials, metric, prefix
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        n_done = len(study.get_trials(deepcopy=False, states=FINISHED))
+        n_done, _ = count_trials(study)
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
         if trial.state == TrialState.COMPLETE:
             what = f"{self.metric}={trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
+        elif trial.user_attrs.get("end_reason") == "duplicate":
+            what = f"skipped: same parameters as trial {trial.user_attrs.get('duplicate_of')}"
         elif trial.state == TrialState.PRUNED:
             what = f"pruned at epoch {trial.last_step}"
         else:
@@ -47,7 +48,8 @@ class _Progress:
         best = _best(study)
         best_text = f"best {best.value:.4f} (trial {best.number})" if best else "no completed trial yet"
         width = len(str(self.n_trials))
-        _say(f"[{n_done:>{width}}/{self.n_trials}] trial {trial.number:<3} {what:<44} {best_text}  {seconds:.1f}s")
+        _say(f"{self.prefix}[{n_done:>{width}}/{self.n_trials}] trial {trial.number:<3} {what:<44} {best_text}  "
+             f"{seconds:.1f}s")
 
 
 class _FailureRate:
@@ -73,6 +75,46 @@ def _best(study: optuna.Study) -> FrozenTrial | None:
         return None
 
 
+def storage_for(exp: Experiment) -> optuna.storages.BaseStorage:
+    sweep = exp.cfg.sweep
+    return open_storage(sweep.storage, sweep.heartbeat_interval, sweep.grace_period, sweep.stale_retries)
+
+
+def run_trials(exp: Experiment, dataset: Dataset, study: optuna.Study, max_trials: int | None = None,
+               prefix: str = "") -> int:
+    """Runs trials one at a time until the study holds ``sweep.n_trials`` finished trials.
+
+    Trials that other workers are running count as well; while they run, this worker waits rather
+    than overshoot the total, and reaps them if their worker died (heartbeat), so that their retry
+    runs here. Used in-process for one worker and in each worker process for several.
+
+    Returns:
+        EXIT_OK, EXIT_FAILURES (failure rate exceeded) or EXIT_RECYCLE (ran ``max_trials``).
+    """
+    sweep = exp.cfg.sweep
+    objective = Objective(exp, dataset.train_val())
+    failure_rate = _FailureRate(sweep.max_failure_rate)
+    callbacks = [_Progress(sweep.n_trials, sweep.metric, prefix), failure_rate]
+    deadline = None if sweep.timeout is None else time.monotonic() + sweep.timeout
+    n_ran = 0
+    while not failure_rate.tripped:
+        if deadline is not None and time.monotonic() > deadline:
+            _say(f"{prefix}stopping: sweep.timeout={sweep.timeout}s reached")
+            break
+        if max_trials is not None and n_ran >= max_trials:
+            return EXIT_RECYCLE
+        finished, running = count_trials(study)
+        if finished >= sweep.n_trials:
+            break
+        if finished + running >= sweep.n_trials:
+            optuna.storages.fail_stale_trials(study)
+            time.sleep(_WAIT_SECONDS)
+            continue
+        study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks)
+        n_ran += 1
+    return EXIT_FAILURES if failure_rate.tripped else EXIT_OK
+
+
 def run(exp: Experiment, dataset: Dataset) -> int:
     """Runs the experiment's study up to ``sweep.n_trials`` finished trials and exports it.
 
@@ -81,42 +123,36 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     """
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = open_study(exp, open_storage(sweep.storage))
-    n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
-    remaining = sweep.n_trials - n_finished
+    study = open_study(exp, storage_for(exp))
+    n_finished, _ = count_trials(study)
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {n_finished} of {sweep.n_trials} trials finished")
     _say(f"watch it: {dashboard_command(sweep.storage)}")
-    failure_rate = _FailureRate(sweep.max_failure_rate)
-    if remaining > 0:
+    code = EXIT_OK
+    if n_finished < sweep.n_trials:
         started = time.perf_counter()
-        study.optimize(
-            Objective(exp, dataset.train_val()),
-            n_trials=remaining,
-            timeout=sweep.timeout,
-            catch=(Exception,),
-            callbacks=[
-                MaxTrialsCallback(sweep.n_trials, states=FINISHED),
-                _Progress(sweep.n_trials, sweep.metric),
-                failure_rate,
-            ],
-            gc_after_trial=False,  # a full collection costs ~0.3 s with torch loaded; refcounting frees trials
-        )
-        _say(f"ran {len(study.get_trials(deepcopy=False, states=FINISHED)) - n_finished} trials "
-             f"in {time.perf_counter() - started:.1f}s")
+        if sweep.n_workers == 1 and sweep.trials_per_worker is None:
+            code = run_trials(exp, dataset, study)
+        else:
+            from sweeps._workers import run_workers
+
+            code = run_workers(exp, study)
+        _say(f"ran {count_trials(study)[0] - n_finished} trials in {time.perf_counter() - started:.1f}s")
     _summary(study, sweep.metric)
     exported = export_study(study, sweep.storage, sweep.export_dir)
     _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
     _say(f"inspect: {dashboard_command(sweep.storage)}")
-    return EXIT_FAILURES if failure_rate.tripped else EXIT_OK
+    return code
 
 
 def _summary(study: optuna.Study, metric: str) -> None:
-    trials = study.get_trials(deepcopy=False)
-    counts = {s.name.lower(): sum(t.state == s for t in trials) for s in FINISHED}
+    reasons: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False, states=FINISHED):
+        reason = end_reason(t)
+        reasons[reason] = reasons.get(reason, 0) + 1
+    line = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items()))
     best = _best(study)
-    line = ", ".join(f"{n} {name}" for name, n in counts.items())
     if best is None:
         _say(f"{line}; no trial completed")
         return

@@ -19,7 +19,7 @@ from sweeps._compose import compose_experiment, compose_options
 from sweeps._config import validate_structure
 from sweeps._errors import ConfigError
 from sweeps._space import SearchSpace, compile_space, config_for
-from sweeps._storage import check_storage
+from sweeps._storage import check_storage, check_workers
 
 __all__ = ["Experiment", "Dataset", "prepare"]
 
@@ -44,6 +44,7 @@ class Experiment:
     choices: dict[str, str]
     options: dict[str, dict[str, DictConfig]]
     space: SearchSpace
+    overrides: list[str] = dataclasses.field(default_factory=list)
 
     @property
     def space_groups(self) -> set[str]:
@@ -115,13 +116,14 @@ def prepare(overrides: Sequence[str]) -> tuple[Experiment, Dataset]:
     cfg = composed.cfg
     validate_structure(cfg)
     check_storage(cfg.sweep.storage)
+    check_workers(cfg.sweep.storage, cfg.sweep.n_workers)
     search = OmegaConf.to_container(cfg.search, resolve=False) or {}
     options = {
         group: compose_options(composed, group, list((spec.get("options") or {}).keys()))
         for group, spec in search.items()
         if isinstance(spec, Mapping) and spec.get("type") == "group" and isinstance(spec.get("options"), Mapping)
     }
-    exp = Experiment(cfg, composed.choices, options, compile_space(search, cfg, options))
+    exp = Experiment(cfg, composed.choices, options, compile_space(search, cfg, options), list(overrides))
     data = exp.load()
     _check_builds(exp, data)
     return exp, data

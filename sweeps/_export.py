@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from sweeps._experiment import Experiment
 from sweeps._storage import mask
+from sweeps._study import end_reason
 
 __all__ = ["Exported", "export_study", "plain"]
 
@@ -63,7 +64,11 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
     folder = Path(export_dir) / study.study_name
     folder.mkdir(parents=True, exist_ok=True)
     trials_csv = folder / "trials.csv"
-    study.trials_dataframe().to_csv(trials_csv, index=False)
+    table = study.trials_dataframe()
+    if len(table):
+        reasons = {t.number: end_reason(t) for t in study.get_trials(deepcopy=False)}
+        table["end_reason"] = table["number"].map(reasons)
+    table.to_csv(trials_csv, index=False)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         return Exported(folder, trials_csv, None)
     exp = Experiment.from_record(study.user_attrs["experiment"])

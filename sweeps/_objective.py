@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import optuna
 from omegaconf import OmegaConf
+from optuna.trial import TrialState
 
 from practices.data import TrainVal
 from practices.train import Callback, EpochStats, NonFiniteLossError
@@ -13,6 +16,7 @@ from sweeps._experiment import Experiment
 __all__ = ["Objective"]
 
 _MAX_REASON_CHARS = 300
+_COMPARED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class _Reporter(Callback):
@@ -25,8 +29,19 @@ class _Reporter(Callback):
         self.trial.report(stats.metric(self.metric), stats.epoch)
         if self.trial.should_prune():
             self.trial.set_user_attr("pruned_epoch", stats.epoch)
+            self.trial.set_user_attr("end_reason", "pruned")
             raise optuna.TrialPruned(f"pruned at epoch {stats.epoch}")
         return False
+
+
+def _duplicate_of(trial: optuna.Trial, params: dict[str, Any]) -> int | None:
+    """The number of another running or finished trial with the same parameters, if any."""
+    for other in trial.study.get_trials(deepcopy=False, states=_COMPARED):
+        if other.number == trial.number or other.user_attrs.get("end_reason") == "duplicate":
+            continue
+        if other.params == params:
+            return other.number
+    return None
 
 
 class Objective:
@@ -42,8 +57,15 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment
         params = exp.space.sample(trial)
+        duplicate = _duplicate_of(trial, params)
+        if duplicate is not None:
+            # Parallel workers can propose the same configuration; evaluating it twice wastes budget.
+            trial.set_user_attr("end_reason", "duplicate")
+            trial.set_user_attr("duplicate_of", duplicate)
+            raise optuna.TrialPruned(f"same parameters as trial {duplicate}")
         cfg = exp.config(params)
-        seed = trial_seed(cfg.sweep.seed, trial.number)
+        # A retried stale trial keeps the seed of the trial it replaces (copied in its user attrs).
+        seed = trial.user_attrs.get("seed", trial_seed(cfg.sweep.seed, trial.number))
         trial.set_user_attr("seed", seed)
         choices, values = exp.space.assignments(params)
         for group, option in choices.items():
@@ -53,14 +75,17 @@ class Objective:
         try:
             result, _ = train(cfg, self.data, seed, callbacks=[_Reporter(trial, cfg.sweep.metric)])
         except NonFiniteLossError as exc:
+            trial.set_user_attr("end_reason", "failed: non-finite")
             trial.set_user_attr("fail_reason", "non-finite loss")
             trial.set_user_attr("fail_epoch", exc.epoch)
             raise
         except optuna.TrialPruned:
             raise
         except Exception as exc:
+            trial.set_user_attr("end_reason", "failed: exception")
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS])
             raise
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("end_reason", "completed")
         return result.best_value
