@@ -1,4 +1,5 @@
-"""The sweep: open the study, run the remaining trials, report progress, export at the end."""
+"""The sweep: open the study, run the remaining trials, report progress, open the test vault,
+export at the end."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from sweeps._export import export_study
 from sweeps._objective import Objective
 from sweeps._storage import dashboard_command, mask, open_storage
 from sweeps._study import FINISHED, open_study
+from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
 __all__ = ["run", "EXIT_OK", "EXIT_FAILURES"]
 
@@ -82,8 +84,10 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(exp, open_storage(sweep.storage))
+    vault = check_seal(study, dataset, _say)
     n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     remaining = sweep.n_trials - n_finished
+    refuse_tuning_after_opening(vault, exp.cfg.vault.reopen, n_finished, sweep.n_trials, _say)
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {n_finished} of {sweep.n_trials} trials finished")
     _say(f"watch it: {dashboard_command(sweep.storage)}")
     failure_rate = _FailureRate(sweep.max_failure_rate)
@@ -104,8 +108,11 @@ def run(exp: Experiment, dataset: Dataset) -> int:
         _say(f"ran {len(study.get_trials(deepcopy=False, states=FINISHED)) - n_finished} trials "
              f"in {time.perf_counter() - started:.1f}s")
     _summary(study, sweep.metric)
+    if not failure_rate.tripped:
+        open_when_due(study, exp, dataset, sweep.storage, _say)
     exported = export_study(study, sweep.storage, sweep.export_dir)
-    _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else ""))
+    _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else "")
+         + (f", {exported.test_result}" if exported.test_result else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
     _say(f"inspect: {dashboard_command(sweep.storage)}")

@@ -23,7 +23,8 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 # Keys that steer a run but do not change what a trial computes: they may differ on resume.
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
             "sweep.sampler", "sweep.pruner",
-            "sweep.export_dir", "sweep.artifact_dir", "trainer.device", "trainer.num_threads")
+            "sweep.export_dir", "sweep.artifact_dir", "trainer.device", "trainer.num_threads",
+            "vault.reopen", "vault.final_model", "vault.auto_open")
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
