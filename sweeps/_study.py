@@ -24,7 +24,8 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
             "sweep.sampler", "sweep.pruner",
             "sweep.export_dir", "sweep.artifact_dir", "trainer.device", "trainer.num_threads",
-            "vault.reopen", "vault.final_model", "vault.auto_open")
+            "vault.reopen", "vault.final_model", "vault.auto_open",
+            "vault.drop_duplicates")  # changes the test split only, which the vault's own fingerprint guards
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
