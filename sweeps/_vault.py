@@ -6,7 +6,7 @@ What lives where in the study (all plain JSON, visible in optuna-dashboard):
 - study user attrs ``vault.seal`` (fingerprint, sizes, duplicates, seal id), ``vault.duplicates``
   (count of test samples shared with train/validation), ``vault.result`` (the latest opening) and
   ``vault.audit`` (every sealing, opening and forced action, in order);
-- one extra study per opening, named ``<study>.vault-open-<k>``: creating it is the claim. A study
+- one extra study per opening, named ``<study>.vault-<seal id>-open-<k>``: creating it is the claim. A study
   name is unique in every Optuna storage (a UNIQUE column in RDB storages, the first log entry wins
   in journal storages), so of several processes creating the same name exactly one succeeds and the
   others get ``DuplicatedStudyError``. See docs/vault.md.
@@ -109,10 +109,14 @@ class Vault:
         return [e for e in self.audit if e.get("forced")]
 
     def claim_name(self, opening: int) -> str:
-        return f"{self.study.study_name}.vault-open-{opening}"
+        # The seal id keeps a deleted study's claims apart from those of a new study of the same name.
+        return f"{self.study.study_name}.vault-{self.seal['id']}-open-{opening}"
 
-    def _claim_studies(self) -> list[dict[str, Any]]:
-        """Every claim study of this name, stale ones (of a deleted study of the same name) included."""
+    def claims(self) -> list[dict[str, Any]]:
+        """This study's claims, one per opening, oldest first; a claim's attrs may still be missing
+        for a moment after another process created it."""
+        if self.seal is None:
+            return []
         storage, out = self.study._storage, []
         for opening in range(1, 10_000):
             try:
@@ -121,11 +125,6 @@ class Vault:
                 return out
             out.append({"opening": opening, **storage.get_study_user_attrs(study_id)})
         return out
-
-    def claims(self) -> list[dict[str, Any]]:
-        """This study's claims, one per opening, oldest first."""
-        seal_id = (self.seal or {}).get("id")
-        return [c for c in self._claim_studies() if c.get("seal_id") == seal_id]
 
     def state(self) -> str:
         """``sealed``, ``opened``, or ``claimed`` (an opening began and recorded no result yet)."""
@@ -196,7 +195,8 @@ def _recorded(vault: Vault) -> str:
         return f"the test vault of study {vault.study.study_name!r} was opened: {describe_result(result)}"
     claim = claims[-1]
     return (f"the test vault of study {vault.study.study_name!r} was claimed (opening #{claim['opening']}) at "
-            f"{claim['at']} by {claim['host']} (pid {claim['pid']}) and holds no result yet (if that process died, "
+            f"{claim.get('at', 'now')} by {claim.get('host', '?')} (pid {claim.get('pid', '?')}) and holds no "
+            "result yet (if that process died, "
             "open it again with vault.reopen=true)")
 
 
@@ -259,7 +259,7 @@ def _claim(vault: Vault, opening: int, forced: bool) -> None:
         claim_id = storage.create_new_study([StudyDirection.MINIMIZE], vault.claim_name(opening))
     except DuplicatedStudyError:
         raise VaultBusy(f"another process claimed opening #{opening} of study {vault.study.study_name!r}") from None
-    attrs = {"claim_of": vault.study.study_name, "seal_id": vault.seal["id"], "forced": forced, **_who()}
+    attrs = {"claim_of": vault.study.study_name, "forced": forced, **_who()}
     for key, value in attrs.items():
         storage.set_study_user_attr(claim_id, key, value)
 
@@ -282,8 +282,7 @@ def open_vault(study: optuna.Study, exp: Experiment, data: Dataset, storage: str
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise VaultRefused(f"study {study.study_name!r} has no completed trial: nothing to evaluate on the test split")
-    opening = max([c["opening"] for c in vault._claim_studies()], default=0) + 1
-    forced = bool(claims)
+    opening, forced = len(claims) + 1, bool(claims)
     _claim(vault, opening, forced)
     best = study.best_trial
     model, final = _final_model(best, exp, data, storage, exp.cfg.vault.final_model, say)

@@ -264,4 +264,4 @@ def test_two_processes_racing_to_open_record_exactly_one_evaluation(in_tmp):
     study = _study()
     assert len(_opened(study)) == 1 and study.user_attrs["vault.result"]["opening"] == 1
     names = [s.study_name for s in optuna.get_all_study_summaries(STORAGE)]
-    assert sorted(names) == ["sweeps", "sweeps.vault-open-1"]
+    assert sorted(names) == ["sweeps", f"sweeps.vault-{study.user_attrs['vault.seal']['id']}-open-1"]
