@@ -265,3 +265,17 @@ def test_two_processes_racing_to_open_record_exactly_one_evaluation(in_tmp):
     assert len(_opened(study)) == 1 and study.user_attrs["vault.result"]["opening"] == 1
     names = [s.study_name for s in optuna.get_all_study_summaries(STORAGE)]
     assert sorted(names) == ["sweeps", f"sweeps.vault-{study.user_attrs['vault.seal']['id']}-open-1"]
+
+
+def test_bad_vault_config_exits_2_before_anything_is_written(in_tmp, capsys):
+    assert main([*SMALL, "vault.final_model=best"]) == 2
+    assert "vault.final_model must be one of ['retrain', 'checkpoint'], got 'best'" in capsys.readouterr().err
+    assert main([*SMALL, "+search.vault.reopen={type:categorical,choices:[true,false]}"]) == 2
+    assert "vault.* is fixed for a study and cannot be searched" in capsys.readouterr().err
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_vault_status_of_a_missing_study_exits_2(in_tmp, capsys):
+    assert vault_cli.main(["status", *SMALL]) == 2
+    assert "no study 'sweeps'" in capsys.readouterr().err
+    assert vault_cli.main(["peek", *SMALL]) == 2
