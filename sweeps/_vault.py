@@ -229,10 +229,16 @@ def _final_model(best: FrozenTrial, exp: Experiment, data: Dataset, storage: str
         folder = artifact_dir(storage, cfg.sweep.artifact_dir)
         if artifact_id and (folder / artifact_id).is_file():
             built = build(cfg, data.in_shape, data.n_classes, seed)
-            built.model.load_state_dict(_download_state(folder, artifact_id))
-            return built.model, {"final_model": "checkpoint", "artifact_id": artifact_id, "epochs": epochs, "seed": seed}
-        say(f"note: trial {best.number} has no saved checkpoint (user attr {CHECKPOINT_ATTR} in {folder}); "
-            "retraining it instead")
+            try:
+                built.model.load_state_dict(_download_state(folder, artifact_id))
+                return built.model, {"final_model": "checkpoint", "artifact_id": artifact_id, "epochs": epochs,
+                                     "seed": seed}
+            except Exception as exc:  # a foreign or damaged file can fail in any way; the claim is already made
+                say(f"note: checkpoint {artifact_id} of trial {best.number} does not load ({type(exc).__name__}: "
+                    f"{str(exc)[:200]}); retraining it instead")
+        else:
+            say(f"note: trial {best.number} has no saved checkpoint (user attr {CHECKPOINT_ATTR} in {folder}); "
+                "retraining it instead")
     # Resolved already, so interpolations of max_epochs (a cosine schedule's length) keep the trial's value.
     cfg.trainer.max_epochs = epochs
     result, built = train(cfg, data.train_val(), seed)
@@ -315,15 +321,16 @@ def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: 
     if opened and not cfg.vault.reopen:
         say(_recorded(vault))
         return vault.result
+    not_yet = "test vault not opened again" if opened else "test vault stays sealed"
     if n_finished < cfg.sweep.n_trials:
-        say(f"test vault stays sealed: {n_finished} of {cfg.sweep.n_trials} trials finished")
+        say(f"{not_yet}: {n_finished} of {cfg.sweep.n_trials} trials finished")
         return None
     if not cfg.vault.auto_open:
-        say(f"test vault stays sealed (vault.auto_open=false); open it with: {_open_command(exp)}")
+        say(f"{not_yet} (vault.auto_open=false); open it with: {_open_command(exp)}")
         return None
     running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     if running:
-        say(f"test vault stays sealed: {len(running)} trials still run in other workers; the last worker opens it, "
+        say(f"{not_yet}: {len(running)} trials still run in other workers; the last worker opens it, "
             f"or: {_open_command(exp)}")
         return None
     try:

@@ -149,6 +149,19 @@ def test_duplicates_planted_across_splits_are_counted_reported_and_dropped(in_tm
     assert dropped.sealed.fingerprint != kept.sealed.fingerprint
 
 
+def test_seal_test_is_deterministic_and_stratified():
+    from practices.data import load_digits, split_indices
+
+    X, y = load_digits()
+    cut = lambda: split_indices(y, val_fraction=0.2, test_fraction=0.2, seed=0)  # noqa: E731
+    first, _, _ = _vault.seal_test(X, y, cut(), drop_duplicates=False)
+    second, _, _ = _vault.seal_test(X.copy(), y.copy(), cut(), drop_duplicates=True)
+    assert first.fingerprint == second.fingerprint and first.n_samples == 360
+    _, y_test = first.tensors(_vault._KEY)
+    share = np.bincount(y_test.numpy(), minlength=10) / len(y_test)
+    assert np.abs(share - np.bincount(y) / len(y)).max() < 0.01
+
+
 def _arrays_reachable_from(root: object) -> list[np.ndarray]:
     """Every tensor and array reachable from ``root`` through attributes and containers."""
     seen, found, todo = set(), [], [root]
