@@ -6,22 +6,28 @@ It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it
 from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
 from practices.models import CNN, MLP
 from practices.train import Callback, EpochStats, FitResult, NonFiniteLossError, evaluate, fit, resolve_device
+from practices.vault import Duplicates, SealedError, SealedTest, find_duplicates, split_fingerprint
 
 __all__ = [
     "CNN",
     "Callback",
+    "Duplicates",
     "EpochStats",
     "FitResult",
     "MLP",
     "NonFiniteLossError",
+    "SealedError",
+    "SealedTest",
     "Split",
     "TrainVal",
     "as_arrays",
     "evaluate",
+    "find_duplicates",
     "fit",
     "load_digits",
     "load_table",
     "resolve_device",
+    "split_fingerprint",
     "split_indices",
     "train_val",
 ]

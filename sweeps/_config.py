@@ -1,4 +1,4 @@
-"""Schemas of the driver's own config nodes (sweep, trainer, split) and their validation."""
+"""Schemas of the driver's own config nodes (sweep, trainer, split, vault) and their validation."""
 
 from __future__ import annotations
 
@@ -17,7 +17,8 @@ SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEVICES = ("auto", "cpu", "cuda")
-TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "search", "provenance")
+TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "search", "provenance", "vault")
+FINAL_MODELS = ("retrain", "checkpoint")
 
 
 @dataclasses.dataclass
@@ -56,7 +57,15 @@ class SplitConfig:
     seed: int = 0
 
 
-_SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig}
+@dataclasses.dataclass
+class VaultConfig:
+    drop_duplicates: bool = False
+    final_model: str = "retrain"
+    auto_open: bool = True
+    reopen: bool = False
+
+
+_SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "vault": VaultConfig}
 
 
 def _typed(name: str, node: Any) -> Any:
@@ -75,7 +84,7 @@ def _require(ok: bool, message: str) -> None:
 
 
 def validate_structure(cfg: DictConfig) -> None:
-    """Checks the top-level keys and the sweep, trainer and split nodes.
+    """Checks the top-level keys and the sweep, trainer, split and vault nodes.
 
     Raises:
         ConfigError: naming the key, the value and what is allowed.
@@ -88,6 +97,9 @@ def validate_structure(cfg: DictConfig) -> None:
     sweep = _typed("sweep", cfg.sweep)
     trainer = _typed("trainer", cfg.trainer)
     split = _typed("split", cfg.split)
+    vault = _typed("vault", cfg.vault) if "vault" in cfg else OmegaConf.structured(VaultConfig)
+    _require(vault.final_model in FINAL_MODELS,
+             f"vault.final_model must be one of {list(FINAL_MODELS)}, got {vault.final_model!r}")
     _require(sweep.n_trials >= 1, f"sweep.n_trials must be >= 1, got {sweep.n_trials}")
     _require(sweep.metric in METRICS, f"sweep.metric must be one of {sorted(METRICS)}, got {sweep.metric!r}")
     _require(sweep.direction in DIRECTIONS, f"sweep.direction must be one of {list(DIRECTIONS)}, got {sweep.direction!r}")

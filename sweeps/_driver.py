@@ -1,4 +1,5 @@
-"""The sweep: open the study, run the remaining trials, report progress, export at the end."""
+"""The sweep: open the study, run the remaining trials, report progress, open the test vault,
+export at the end."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from sweeps._export import export_study
 from sweeps._objective import Objective
 from sweeps._storage import dashboard_command, mask, open_storage
 from sweeps._study import FINISHED, count_trials, end_reason, open_study
+from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
 __all__ = ["run", "run_trials", "storage_for", "EXIT_OK", "EXIT_FAILURES", "EXIT_RECYCLE"]
 
@@ -124,7 +126,9 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = open_study(exp, storage_for(exp))
+    vault = check_seal(study, dataset, _say)
     n_finished, _ = count_trials(study)
+    refuse_tuning_after_opening(vault, exp.cfg.vault.reopen, n_finished, sweep.n_trials, _say)
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {n_finished} of {sweep.n_trials} trials finished")
     _say(f"watch it: {dashboard_command(sweep.storage)}")
     code = EXIT_OK
@@ -138,8 +142,11 @@ def run(exp: Experiment, dataset: Dataset) -> int:
             code = run_workers(exp, study)
         _say(f"ran {count_trials(study)[0] - n_finished} trials in {time.perf_counter() - started:.1f}s")
     _summary(study, sweep.metric)
+    if code == EXIT_OK:
+        open_when_due(study, exp, dataset, sweep.storage, _say)
     exported = export_study(study, sweep.storage, sweep.export_dir)
-    _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else ""))
+    _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else "")
+         + (f", {exported.test_result}" if exported.test_result else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
     _say(f"inspect: {dashboard_command(sweep.storage)}")

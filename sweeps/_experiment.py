@@ -10,30 +10,48 @@ import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from practices.data import Split, TrainVal, train_val
+from practices.data import TrainVal
+from practices.vault import Duplicates, SealedTest
 from sweeps._build import BuildError, build, load_data
 from sweeps._compose import compose_experiment, compose_options
 from sweeps._config import validate_structure
 from sweeps._errors import ConfigError
 from sweeps._space import SearchSpace, compile_space, config_for
 from sweeps._storage import check_storage, check_workers
+from sweeps._vault import seal_test
 
 __all__ = ["Experiment", "Dataset", "prepare"]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(frozen=True)
 class Dataset:
-    """The loaded data and its split. Only :meth:`train_val` is ever handed to trial code."""
+    """What the driver holds: the training and validation samples, and the sealed test split.
 
-    X: np.ndarray
-    y: np.ndarray
-    split: Split
+    Only :meth:`train_val` is ever handed to trial code. The test samples sit in ``sealed``, a
+    :class:`~practices.vault.SealedTest` that only ``sweeps._vault`` can open (README, "The test vault").
+    """
+
+    X_train: np.ndarray
+    y_train: np.ndarray
+    X_val: np.ndarray
+    y_val: np.ndarray
+    n_classes: int
+    sealed: SealedTest
+    duplicates: Duplicates
+    n_dropped: int = 0
+
+    @property
+    def in_shape(self) -> tuple[int, ...]:
+        return tuple(self.X_train.shape[1:])
 
     def train_val(self) -> TrainVal:
-        return train_val(self.X, self.y, self.split)
+        """Tensors of the training and validation samples, the test samples left out."""
+        tensor = lambda a: torch.from_numpy(a.copy())  # noqa: E731
+        return TrainVal(tensor(self.X_train), tensor(self.y_train), tensor(self.X_val), tensor(self.y_val), self.n_classes)
 
 
 @dataclasses.dataclass
@@ -88,13 +106,16 @@ class Experiment:
         except Exception as exc:  # a user's loader can fail in any way; name where
             target = OmegaConf.select(self.cfg, "data._target_")
             raise ConfigError(f"data ({target}): {type(exc).__name__}: {exc}") from None
-        return Dataset(X, y, split)
+        drop = bool(OmegaConf.select(self.cfg, "vault.drop_duplicates", default=False))
+        sealed, duplicates, n_dropped = seal_test(X, y, split, drop_duplicates=drop)
+        n_classes = int(y.max()) + 1
+        return Dataset(X[split.train], y[split.train], X[split.val], y[split.val], n_classes, sealed, duplicates, n_dropped)
 
 
 def _check_builds(exp: Experiment, data: Dataset) -> None:
     """Builds model, optimizer and schedule of the base config and of every searched option."""
     variants = [("", {})] + [(f" with {g}={o}", {g: o}) for g, nodes in exp.options.items() for o in nodes]
-    in_shape, n_classes = data.X.shape[1:], int(data.y.max()) + 1
+    in_shape, n_classes = data.in_shape, data.n_classes
     for label, choices in variants:
         try:
             cfg = config_for(exp.cfg, exp.options, choices, {})

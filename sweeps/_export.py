@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from omegaconf import OmegaConf
 from sweeps._experiment import Experiment
 from sweeps._storage import mask
 from sweeps._study import end_reason
+from sweeps._vault import vault_summary
 
 __all__ = ["Exported", "export_study", "plain"]
 
@@ -25,6 +27,7 @@ class Exported:
     folder: Path
     trials_csv: Path
     best_yaml: Path | None
+    test_result: Path | None = None
 
 
 def plain(value: Any) -> Any:
@@ -52,6 +55,7 @@ def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str
         "seed": best.user_attrs.get("seed"),
         "params": best.params,
         "git_commit": study.user_attrs.get("git_commit"),
+        "vault": _vault_provenance(study),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
     defaults = [{f"override /{group}": option} for group, option in sorted(exp.chosen(best.params).items())
@@ -59,8 +63,37 @@ def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str
     return plain({"defaults": [*defaults, "_self_"], **cfg})
 
 
+def _vault_provenance(study: optuna.Study) -> dict[str, Any] | None:
+    """The vault's state and latest test result, flagged when an opening or tuning was forced."""
+    vault = vault_summary(study)
+    if vault is None:
+        return None
+    keep = ("state", "fingerprint", "n_test", "duplicates", "forced")
+    return {**{k: vault[k] for k in keep}, "result": vault["result"], "forced_actions": len(vault["forced_actions"])}
+
+
+def _vault_header(vault: dict[str, Any] | None) -> str:
+    if not vault or not vault["result"]:
+        return ""
+    result = vault["result"]
+    metrics = ", ".join(f"{k} {v:.6g}" for k, v in result["test"].items())
+    forced = " FORCED (vault.reopen=true): not an honest estimate." if vault["forced"] else ""
+    return f"# Test vault opened for trial {result['trial']}: {metrics}.{forced}\n"
+
+
+def _write_test_result(study: optuna.Study, storage: str, folder: Path) -> Path | None:
+    """``test_result.json``: the vault's seal, latest result and audit list, once it was opened."""
+    vault = vault_summary(study)
+    if vault is None or vault["result"] is None:
+        return None
+    path = folder / "test_result.json"
+    path.write_text(json.dumps(plain({"study": study.study_name, "storage": mask(storage), **vault}), indent=2) + "\n")
+    return path
+
+
 def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> Exported:
-    """Writes ``<export_dir>/<study>/trials.csv`` and, once a trial completed, ``best.yaml``."""
+    """Writes ``<export_dir>/<study>/trials.csv``, once a trial completed ``best.yaml``, and once the
+    test vault was opened ``test_result.json``."""
     folder = Path(export_dir) / study.study_name
     folder.mkdir(parents=True, exist_ok=True)
     trials_csv = folder / "trials.csv"
@@ -69,8 +102,9 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
         reasons = {t.number: end_reason(t) for t in study.get_trials(deepcopy=False)}
         table["end_reason"] = table["number"].map(reasons)
     table.to_csv(trials_csv, index=False)
+    test_result = _write_test_result(study, storage, folder)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        return Exported(folder, trials_csv, None)
+        return Exported(folder, trials_csv, None, test_result)
     exp = Experiment.from_record(study.user_attrs["experiment"])
     config = _best_config(study, exp, storage)
     prov = config["provenance"]
@@ -80,6 +114,7 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
         f"# Best configuration of study {study.study_name!r}: trial {prov['trial']}, "
         f"{prov['metric']} {prov['value']:.6g} at epoch {prov['best_epoch']}, seed {prov['seed']}.\n"
         f"# Train it once: python -m sweeps.train {best_yaml}\n"
+        + _vault_header(prov["vault"])
     )
     best_yaml.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return Exported(folder, trials_csv, best_yaml)
+    return Exported(folder, trials_csv, best_yaml, test_result)

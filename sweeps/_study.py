@@ -17,15 +17,17 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment
+from sweeps._trials import FINISHED, count_trials, end_reason, retried_numbers
 
 __all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "versions", "git_commit"]
 
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 # Keys that steer a run but do not change what a trial computes: they may differ on resume.
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
             "sweep.sampler", "sweep.pruner",
-            "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers",
-            "sweep.trials_per_worker", "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries", "trainer.device", "trainer.num_threads")
+            "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers", "sweep.trials_per_worker",
+            "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries", "trainer.device", "trainer.num_threads",
+            "vault.reopen", "vault.final_model", "vault.auto_open",
+            "vault.drop_duplicates")  # changes the test split only, which the vault's own fingerprint guards
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -89,33 +91,6 @@ def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
     return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min(3, max_epochs - 1))
-
-
-def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of trials that went stale and were re-queued as another trial."""
-    return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
-
-
-def end_reason(trial: FrozenTrial) -> str | None:
-    """Why a finished trial ended: completed, pruned, duplicate, failed: <why>, or failed: stale
-    (its worker died: nothing recorded an end, the heartbeat reaper failed it)."""
-    if not trial.state.is_finished():
-        return None
-    if "end_reason" in trial.user_attrs:
-        return trial.user_attrs["end_reason"]
-    if trial.state == TrialState.FAIL:
-        return "failed: stale" if "fail_reason" not in trial.user_attrs else "failed: exception"
-    return trial.state.name.lower()
-
-
-def count_trials(study: optuna.Study) -> tuple[int, int]:
-    """``(finished, running)`` toward ``sweep.n_trials``. A stale trial that was retried does not
-    count: its retry takes its place."""
-    trials = study.get_trials(deepcopy=False)
-    retried = retried_numbers(trials)
-    finished = sum(t.state in FINISHED and t.number not in retried for t in trials)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return finished, running
 
 
 def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: int = 0) -> optuna.Study:

@@ -23,3 +23,26 @@ def blobs(n_per_class: int = 40, n_classes: int = 3, seed: int = 0):
     X = np.concatenate([c + rng.normal(size=(n_per_class, 5)) for c in centers]).astype(np.float32)
     y = np.repeat(np.arange(n_classes), n_per_class)
     return torch.from_numpy(X), torch.from_numpy(y)
+
+
+def leaky_blobs(n_leaks: int = 3):
+    """:func:`blobs` with ``n_leaks`` test samples overwritten by copies of training samples (and
+    their labels), for the default split (0.2 / 0.2, seed 0): planted leakage across splits."""
+    from practices.data import split_indices
+
+    X, y = (t.numpy().copy() for t in blobs())
+    split = split_indices(y, val_fraction=0.2, test_fraction=0.2, seed=0)
+    for test_i, train_i in zip(split.test[:n_leaks], split.train[:n_leaks]):
+        X[test_i], y[test_i] = X[train_i], y[train_i]
+    return X, y
+
+
+def subprocess_env() -> dict:
+    """The environment for a child ``python -m sweeps...``: this checkout first on PYTHONPATH."""
+    import os
+    from pathlib import Path
+
+    root = str(Path(__file__).resolve().parent.parent)
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
+    return env

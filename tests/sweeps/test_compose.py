@@ -51,13 +51,16 @@ def test_every_experiment_prepares(name, in_tmp):
     exp, dataset = prepare([f"+experiment={name}"])
     assert exp.study_name == name
     assert exp.space.distributions(), "an experiment searches something"
-    assert len(dataset.split.test) > 0
+    assert dataset.sealed.n_samples > 0
 
 
 def test_csv_data_defaults_features_to_all_other_columns(digits_csv, in_tmp):
     _, dataset = prepare(["data=csv", f"data.path={digits_csv}", "data.label=digit"])
-    assert dataset.X.shape == (1797, 64)
-    assert np.bincount(dataset.y).tolist() == np.bincount(__import__("practices").load_digits()[1]).tolist()
+    assert dataset.in_shape == (64,)
+    y_digits = __import__("practices").load_digits()[1]
+    y_all = np.concatenate([dataset.y_train, dataset.y_val, y_digits[dataset.sealed.indices]])
+    assert len(y_all) == 1797
+    assert np.bincount(y_all).tolist() == np.bincount(y_digits).tolist()
 
 
 def test_own_data_and_model_targets_are_called_with_shape_and_classes(in_tmp):
@@ -78,5 +81,5 @@ def test_own_experiment_on_hydra_searchpath_runs(in_tmp):
     )
     exp, dataset = prepare([f"hydra.searchpath=[file://{in_tmp}/my_conf]", "+experiment=mine"])
     assert exp.study_name == "mine" and exp.choices["data"] == "blobs"
-    assert len(dataset.y) == 90
+    assert len(dataset.y_train) + len(dataset.y_val) + dataset.sealed.n_samples == 90
     assert set(exp.space.distributions()) == {"model.width"}

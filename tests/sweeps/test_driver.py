@@ -112,7 +112,9 @@ def test_rerun_resumes_without_new_trials_and_extends_on_larger_n_trials(quickst
     assert main(QUICK) == 0
     assert f"{N} of {N} trials finished" in capsys.readouterr().out
     assert len(study.get_trials()) == N
-    assert main(["+experiment=quickstart", f"sweep.n_trials={N + 2}"]) == 0
+    assert main(["+experiment=quickstart", f"sweep.n_trials={N + 2}"]) == 2, "the test vault was opened at N"
+    assert len(study.get_trials()) == N
+    assert main(["+experiment=quickstart", f"sweep.n_trials={N + 2}", "vault.reopen=true"]) == 0
     numbers = [t.number for t in study.get_trials()]
     assert numbers == list(range(N + 2))
 

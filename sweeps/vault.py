@@ -1,0 +1,116 @@
+"""``python -m sweeps.vault status|open +experiment=NAME [overrides...]``: the test vault of a study.
+
+``status`` shows whether the vault is sealed or opened, the split fingerprint (and whether today's
+data still cut the same test split), the duplicates found when sealing, the result and the audit
+list; it writes nothing. ``open`` opens the vault now: for multi-worker sweeps where no single worker
+should decide (set ``vault.auto_open=false`` on the workers), or to open a study that stopped early.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Sequence
+
+import optuna
+
+from sweeps._errors import ConfigError
+
+__all__ = ["main"]
+
+USAGE = """usage: python -m sweeps.vault status|open +experiment=NAME [KEY=VALUE ...]
+
+  status   sealed or opened, the split fingerprint, duplicates, the result and the audit list
+  open     open the vault now: evaluate the best trial's final model on the test split, once
+           (a second opening needs vault.reopen=true and is recorded in the audit list)
+Takes the same overrides as python -m sweeps (they name the study and its storage).
+Exit codes: 0 done, 2 bad config, no such study, or an opening refused.
+"""
+COMMANDS = ("status", "open")
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _load(overrides: Sequence[str]):
+    from sweeps._experiment import prepare
+    from sweeps._storage import mask, open_storage
+
+    exp, data = prepare(overrides)
+    storage_url = exp.cfg.sweep.storage
+    storage = open_storage(storage_url)
+    try:
+        storage.get_study_id_from_name(exp.study_name)
+    except KeyError:
+        raise ConfigError(f"sweep.study_name: no study {exp.study_name!r} in {mask(storage_url)}; "
+                          f"run the sweep first: python -m sweeps {' '.join(overrides)}") from None
+    return exp, data, optuna.load_study(study_name=exp.study_name, storage=storage)
+
+
+def status(overrides: Sequence[str]) -> int:
+    from sweeps._storage import mask
+    from sweeps._study import FINISHED
+    from sweeps._vault import Vault, describe_result
+
+    exp, data, study = _load(overrides)
+    vault = Vault(study)
+    n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    print(f"study {study.study_name!r} in {mask(exp.cfg.sweep.storage)}: {n_finished} of "
+          f"{exp.cfg.sweep.n_trials} trials finished")
+    seal = vault.seal
+    if seal is None:
+        print("vault: not sealed yet (the study was created before the vault; the next run seals it)")
+        return 0
+    same = "matches today's data" if seal["fingerprint"] == data.sealed.fingerprint else \
+        f"DIFFERS from today's data ({data.sealed.fingerprint[:16]}): runs are refused"
+    print(f"vault: {vault.state()}")
+    print(f"split fingerprint: {seal['fingerprint']} ({same})")
+    print(f"test samples: {seal['n_test']}; shared with train/validation: {seal['duplicates']} "
+          f"(dropped: {seal['dropped_duplicates']})")
+    if vault.result:
+        print(f"result: {describe_result(vault.result)}")
+    if vault.forced:
+        print(f"FORCED actions: {len(vault.forced)} (vault.reopen=true): the test score is no longer an honest estimate")
+    print("audit:")
+    for event in vault.audit:
+        extra = " (forced)" if event.get("forced") else ""
+        print(f"  {event['at']}  {event['event']}{extra}  by {event['host']} (pid {event['pid']})")
+    return 0
+
+
+def open_(overrides: Sequence[str]) -> int:
+    from sweeps._export import export_study
+    from sweeps._study import FINISHED
+    from sweeps._vault import VaultBusy, VaultRefused, describe_result, open_vault
+
+    exp, data, study = _load(overrides)
+    n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
+    if n_finished < exp.cfg.sweep.n_trials:
+        _say(f"note: the study holds {n_finished} of sweep.n_trials={exp.cfg.sweep.n_trials} finished trials; "
+             "opening now ends its tuning")
+    try:
+        result = open_vault(study, exp, data, exp.cfg.sweep.storage, reopen=exp.cfg.vault.reopen, say=_say)
+    except VaultBusy as exc:
+        raise VaultRefused(f"{exc}: it opens the vault; see python -m sweeps.vault status") from None
+    _say(f"test vault opened: {describe_result(result)}")
+    exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)
+    _say(f"exported: {exported.test_result}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] not in COMMANDS or {"-h", "--help"} & set(args):
+        print(USAGE, file=sys.stdout if {"-h", "--help"} & set(args) else sys.stderr)
+        return 0 if {"-h", "--help"} & set(args) else 2
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    command, overrides = args[0], args[1:]
+    try:
+        return status(overrides) if command == "status" else open_(overrides)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
