@@ -36,6 +36,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if show_cfg:
             print(OmegaConf.to_yaml(exp.cfg))
             return 0
+        if exp.cfg.get("stages") is not None:
+            from sweeps._staged import run_stages
+
+            return run_stages(exp, data)
         return run(exp, data)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)

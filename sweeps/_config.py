@@ -17,7 +17,7 @@ SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEVICES = ("auto", "cpu", "cuda")
-TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "search", "provenance", "vault")
+TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "search", "provenance", "vault", "stages", "lr_range_test")
 FINAL_MODELS = ("retrain", "checkpoint")
 
 
@@ -36,6 +36,7 @@ class SweepConfig:
     export_dir: str = "exports"
     artifact_dir: Optional[str] = None
     n_workers: int = 1
+    stage: Optional[str] = None
     trials_per_worker: Optional[int] = None
     heartbeat_interval: int = 30
     grace_period: Optional[int] = None
@@ -110,6 +111,12 @@ def validate_structure(cfg: DictConfig) -> None:
         f"sweep.max_failure_rate must be in [0, 1], got {sweep.max_failure_rate}",
     )
     _require(sweep.timeout is None or sweep.timeout > 0, f"sweep.timeout must be > 0 seconds or null, got {sweep.timeout}")
+    if cfg.get("stages") is not None:
+        from sweeps._stages import parse_stages
+
+        parse_stages(OmegaConf.to_container(cfg.stages, resolve=True))
+    elif sweep.stage is not None:
+        raise ConfigError(f"sweep.stage={sweep.stage!r} but the experiment declares no stages")
     _require(sweep.n_workers >= 1, f"sweep.n_workers must be >= 1, got {sweep.n_workers}")
     _require(
         sweep.trials_per_worker is None or sweep.trials_per_worker >= 1,

@@ -17,14 +17,14 @@ from omegaconf.errors import OmegaConfBaseException
 from practices.data import TrainVal
 from practices.vault import Duplicates, SealedTest
 from sweeps._build import BuildError, build, load_data
-from sweeps._compose import compose_experiment, compose_options
+from sweeps._compose import Composed, compose_experiment, compose_options
 from sweeps._config import validate_structure
 from sweeps._errors import ConfigError
 from sweeps._space import SearchSpace, compile_space, config_for
 from sweeps._storage import check_storage, check_workers
 from sweeps._vault import seal_test
 
-__all__ = ["Experiment", "Dataset", "prepare"]
+__all__ = ["Experiment", "Dataset", "check_builds", "compile_experiment", "prepare"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,17 +134,27 @@ def prepare(overrides: Sequence[str]) -> tuple[Experiment, Dataset]:
         ConfigError: anything wrong with the config, naming the key, the value and what is allowed.
     """
     composed = compose_experiment(overrides)
+    validate_structure(composed.cfg)
+    check_storage(composed.cfg.sweep.storage)
+    check_workers(composed.cfg.sweep.storage, composed.cfg.sweep.n_workers)
+    exp = compile_experiment(composed)
+    data = exp.load()
+    _check_builds(exp, data)
+    return exp, data
+
+
+def compile_experiment(composed: Composed) -> Experiment:
+    """The experiment of a composed config: its searched group options composed, its space compiled."""
     cfg = composed.cfg
-    validate_structure(cfg)
-    check_storage(cfg.sweep.storage)
-    check_workers(cfg.sweep.storage, cfg.sweep.n_workers)
     search = OmegaConf.to_container(cfg.search, resolve=False) or {}
     options = {
         group: compose_options(composed, group, list((spec.get("options") or {}).keys()))
         for group, spec in search.items()
         if isinstance(spec, Mapping) and spec.get("type") == "group" and isinstance(spec.get("options"), Mapping)
     }
-    exp = Experiment(cfg, composed.choices, options, compile_space(search, cfg, options), list(overrides))
-    data = exp.load()
+    return Experiment(cfg, composed.choices, options, compile_space(search, cfg, options), list(composed.overrides))
+
+
+def check_builds(exp: Experiment, data: Dataset) -> None:
+    """Builds every variant of ``exp`` once, turning config errors into ConfigError."""
     _check_builds(exp, data)
-    return exp, data

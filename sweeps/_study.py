@@ -24,7 +24,7 @@ __all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_
 # Keys that steer a run but do not change what a trial computes: they may differ on resume.
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
             "sweep.sampler", "sweep.pruner",
-            "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers", "sweep.trials_per_worker",
+            "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers", "sweep.stage", "sweep.trials_per_worker",
             "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries", "trainer.device", "trainer.num_threads",
             "vault.reopen", "vault.final_model", "vault.auto_open",
             "vault.drop_duplicates")  # changes the test split only, which the vault's own fingerprint guards

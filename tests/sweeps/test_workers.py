@@ -75,8 +75,8 @@ def test_sigkilled_worker_trial_is_failed_as_stale_and_retried(in_tmp):
     first = _sweep(*args, cwd=in_tmp)
     storage = open_storage(str(in_tmp / "sweeps.journal"))
     victim = None
-    deadline = time.monotonic() + 120
-    while victim is None and time.monotonic() < deadline:
+    deadline = time.monotonic() + 600
+    while victim is None and time.monotonic() < deadline and first.poll() is None:
         time.sleep(0.2)
         try:
             study = optuna.load_study(study_name="quickstart", storage=storage)
@@ -85,7 +85,7 @@ def test_sigkilled_worker_trial_is_failed_as_stale_and_retried(in_tmp):
         running = study.get_trials(states=(TrialState.RUNNING,))
         if running and running[0].intermediate_values:
             victim = running[0]
-    assert victim is not None, "a trial should be running and reporting"
+    assert victim is not None, f"a trial should be running and reporting: {first.poll()} {first.stderr.read() if first.poll() is not None else ''}"
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     second = _sweep(*args, cwd=in_tmp)

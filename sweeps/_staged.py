@@ -1,0 +1,215 @@
+"""Running a staged experiment: each stage's study in turn, the comparison, one vault opening."""
+
+from __future__ import annotations
+
+import functools
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+import yaml
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from practices.lr_range import LRRangeResult, classification_loss, lr_range_test
+from sweeps._build import build
+from sweeps._errors import ConfigError
+from sweeps._experiment import Dataset, Experiment, check_builds, compile_experiment
+from sweeps._compose import Composed
+from sweeps._space import config_for
+from sweeps._stages import Stage, parse_stages, stage_experiment, stage_row, stage_table, translated_lr
+from sweeps._storage import artifact_dir
+from sweeps._study import open_study
+
+__all__ = ["run_stages"]
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def _existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:
+    try:
+        return optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return None
+
+
+def _lr_range(exp: Experiment, dataset: Dataset, storage: optuna.storages.BaseStorage) -> tuple[Experiment, dict | None, LRRangeResult | None]:
+    """The first stage with its ``optimizer.lr`` bounds set by an LR range test; a resumed study
+    reuses the bounds it recorded, so that its search space stays the same."""
+    study = _existing(storage, exp.study_name)
+    recorded = study.user_attrs.get("lr_range") if study else None
+    result = None
+    if recorded is None:
+        cfg = config_for(exp.cfg, {}, {}, {})
+        data = dataset.train_val()
+        built = build(cfg, data.in_shape, data.n_classes, seed=cfg.sweep.seed)
+        make_optimizer = instantiate(cfg.optimizer, _convert_="all")
+        result = lr_range_test(built.model, make_optimizer, classification_loss(data, cfg.trainer.batch_size, cfg.sweep.seed),
+                               lr_min=1e-5, lr_max=10.0, n_steps=200)
+        recorded = {"low": result.low, "high": result.high, "steepest_lr": result.steepest_lr,
+                    "min_loss_lr": result.min_loss_lr, "diverged_lr": result.diverged_lr}
+    cfg = exp.cfg.copy()
+    OmegaConf.set_struct(cfg, False)
+    OmegaConf.update(cfg, "search.optimizer.lr", {"type": "float", "low": recorded["low"], "high": recorded["high"],
+                                                   "log": True}, merge=False)
+    if "optimizer.lr" in cfg.search:
+        del cfg.search["optimizer.lr"]
+    OmegaConf.set_struct(cfg, True)
+    _say(f"LR range test: learning rate searched in [{recorded['low']:.3g}, {recorded['high']:.3g}]")
+    return compile_experiment(Composed(cfg, exp.choices, exp.overrides)), recorded, result
+
+
+def _record_lr_range(study: optuna.Study, recorded: dict, result: LRRangeResult | None, exp: Experiment) -> None:
+    if "lr_range" in study.user_attrs:
+        return
+    study.set_user_attr("lr_range", recorded)
+    if result is None:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(result.lrs, result.losses)
+    ax.axvspan(result.low, result.high, alpha=0.2, label="suggested range")
+    ax.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss", title="LR range test")
+    ax.legend()
+    folder = artifact_dir(exp.cfg.sweep.storage, exp.cfg.sweep.artifact_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "lr_range.png"
+        fig.savefig(png, dpi=100)
+        plt.close(fig)
+        store = optuna.artifacts.FileSystemArtifactStore(str(folder))
+        artifact_id = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(png), study_or_trial=study)
+    study.set_user_attr("lr_range_plot", artifact_id)
+
+
+def _enqueue_first(study: optuna.Study, exp: Experiment, stage: Stage, prev_study: optuna.Study) -> None:
+    """Stage k's first trial: the previous best's values, its learning rate translated."""
+    if study.get_trials(deepcopy=False):
+        return
+    best = prev_study.best_trial
+    dists = exp.space.distributions()
+    params = {k: v for k, v in best.params.items() if k in dists and not k.startswith("optimizer.")}
+    lr = dists.get("optimizer.lr")
+    if lr is not None:
+        params["optimizer.lr"] = translated_lr(best.params, stage.lr_scale, lr.low, lr.high)
+    study.enqueue_trial(params, user_attrs={"enqueued_from": f"{prev_study.study_name}#{best.number}"})
+
+
+def run_stages(exp: Experiment, dataset: Dataset) -> int:
+    """Runs (or resumes) every stage, or only ``sweep.stage``; compares them and opens the vault once.
+
+    Returns:
+        The process exit code.
+    """
+    from sweeps._driver import run, storage_for
+    from sweeps._vault import Vault, describe_result, open_vault
+
+    stages = parse_stages(OmegaConf.to_container(exp.cfg.stages, resolve=True))
+    only = exp.cfg.sweep.stage
+    if only is not None and only not in [s.name for s in stages]:
+        raise ConfigError(f"sweep.stage must be one of {[s.name for s in stages]}, got {only!r}")
+    storage = storage_for(exp)
+    previous, done = None, []
+    for index, stage in enumerate(stages):
+        name = f"{exp.study_name}.{stage.name}"
+        stage_exp = stage_experiment(exp, stage, name, previous)
+        recorded = result = None
+        if index == 0 and exp.cfg.lr_range_test:
+            stage_exp, recorded, result = _lr_range(stage_exp, dataset, storage)
+        check_builds(stage_exp, dataset)
+        if only is None or only == stage.name:
+            study = open_study(stage_exp, storage)
+            if recorded is not None:
+                _record_lr_range(study, recorded, result, stage_exp)
+            if previous is not None:
+                study.set_user_attr("previous_stage", previous[0].study_name)
+                _enqueue_first(study, stage_exp, stage, done[-1][2])
+            _say(f"== stage {index + 1}/{len(stages)}: {stage.name} ({name}) ==")
+            code = run(stage_exp, dataset)
+            if code != 0:
+                return code
+        study = _existing(storage, name)
+        best = _best(study)
+        if best is None:
+            if only is not None and index > [s.name for s in stages].index(only):
+                break
+            raise ConfigError(f"stage {stage.name!r} has no completed trial yet; run it first with sweep.stage={stage.name}")
+        previous = (stage_exp, best)
+        done.append((stage, stage_exp, study))
+    if len(done) < len(stages):
+        return 0
+    return _finish(exp, dataset, storage, done, Vault, open_vault, describe_result)
+
+
+def _best(study: optuna.Study | None) -> optuna.trial.FrozenTrial | None:
+    if study is None:
+        return None
+    try:
+        return study.best_trial
+    except ValueError:
+        return None
+
+
+def _finish(exp, dataset, storage, done, Vault, open_vault, describe_result) -> int:
+    from sweeps._export import export_study
+
+    maximize = exp.cfg.sweep.direction == "maximize"
+    rows = [stage_row(stage, study) for stage, _, study in done]
+    folder = Path(exp.cfg.sweep.export_dir) / exp.study_name
+    table = stage_table(rows, folder / "stages.csv")
+    _say("stages:\n" + table.to_string(index=False))
+    pick = max if maximize else min
+    stage, stage_exp, study = pick(done, key=lambda d: d[2].best_value)
+    _say(f"overall winner: stage {stage.name!r}, trial {study.best_trial.number}, "
+         f"{exp.cfg.sweep.metric}={study.best_value:.4f}")
+    for _, _, s in done:
+        s.set_user_attr("stages", {"stages": [d[0].name for d in done], "winner": stage.name})
+    opened = [s for _, _, s in done if Vault(s).claims()]
+    if opened and not exp.cfg.vault.reopen:
+        _say(f"test vault already opened for this staged experiment (study {opened[0].study_name}): "
+             f"{describe_result(Vault(opened[0]).result)}")
+    elif exp.cfg.vault.auto_open:
+        result = open_vault(study, stage_exp, dataset, exp.cfg.sweep.storage, reopen=bool(opened), say=_say)
+        _say(f"test vault opened: {describe_result(result)}")
+    exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)
+    _staged_exports(exported, folder, rows, stage.name)
+    _write_note(done[-1][2], table, stage.name)
+    _say(f"exported: {folder / 'best.yaml'}, {folder / 'stages.csv'}")
+    return 0
+
+
+def _staged_exports(exported, folder: Path, rows: list[dict[str, Any]], winner: str) -> None:
+    """exports/<name>/best.yaml: the winner's, with the stage comparison in its provenance."""
+    if exported.best_yaml is None:
+        return
+    text = exported.best_yaml.read_text()
+    header = "".join(line for line in text.splitlines(keepends=True) if line.startswith("#"))
+    config = yaml.safe_load(text)
+    config["provenance"]["stages"] = {"winner": winner, "comparison": json.loads(json.dumps(rows, default=str))}
+    (folder / "best.yaml").write_text(header + yaml.safe_dump(config, sort_keys=False))
+    if exported.test_result:
+        shutil.copy(exported.test_result, folder / "test_result.json")
+
+
+def _write_note(study: optuna.Study, table, winner: str) -> None:
+    from optuna_dashboard import save_note
+
+    body = "# Stage comparison\n\n" + table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False)
+    save_note(study, f"{body}\n\nOverall winner: **{winner}**.\n")
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
