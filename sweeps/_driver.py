@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps._experiment import Dataset, Experiment
 from sweeps._export import export_study
 from sweeps._objective import Objective
-from sweeps._storage import dashboard_command, mask, open_storage
+from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
 from sweeps._study import FINISHED, open_study
 
 __all__ = ["run", "EXIT_OK", "EXIT_FAILURES"]
@@ -39,7 +39,7 @@ class _Progress:
         if trial.state == TrialState.COMPLETE:
             what = f"{self.metric}={trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
         elif trial.state == TrialState.PRUNED:
-            what = f"pruned at epoch {trial.last_step}"
+            what = trial.user_attrs.get("prune_reason", f"pruned at epoch {trial.last_step}")
         else:
             reason = trial.user_attrs.get("fail_reason", "see the log")
             epoch = trial.user_attrs.get("fail_epoch")
@@ -85,7 +85,8 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     remaining = sweep.n_trials - n_finished
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {n_finished} of {sweep.n_trials} trials finished")
-    _say(f"watch it: {dashboard_command(sweep.storage)}")
+    artifacts = str(artifact_dir(sweep.storage, sweep.artifact_dir))
+    _say(f"watch it: {dashboard_command(sweep.storage, artifacts)}")
     failure_rate = _FailureRate(sweep.max_failure_rate)
     if remaining > 0:
         started = time.perf_counter()
@@ -108,7 +109,7 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
-    _say(f"inspect: {dashboard_command(sweep.storage)}")
+    _say(f"inspect: {dashboard_command(sweep.storage, artifacts)}")
     return EXIT_FAILURES if failure_rate.tripped else EXIT_OK
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import optuna
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from practices.data import TrainVal
+from practices.monitor import Diverged, Monitor
 from practices.train import Callback, EpochStats, NonFiniteLossError
 from sweeps._build import train, trial_seed
 from sweeps._experiment import Experiment
+from sweeps._monitor import make_monitor
+from sweeps._report import report_trial
 
 __all__ = ["Objective"]
 
@@ -25,6 +28,8 @@ class _Reporter(Callback):
         self.trial.report(stats.metric(self.metric), stats.epoch)
         if self.trial.should_prune():
             self.trial.set_user_attr("pruned_epoch", stats.epoch)
+            self.trial.set_user_attr("prune_reason", f"pruned at epoch {stats.epoch} by the "
+                                     f"{type(self.trial.study.pruner).__name__}")
             raise optuna.TrialPruned(f"pruned at epoch {stats.epoch}")
         return False
 
@@ -50,12 +55,31 @@ class Objective:
             trial.set_user_attr(f"config.{group}", option)
         for key in values:
             trial.set_user_attr(f"config.{key}", OmegaConf.select(cfg, key))
+        monitor = make_monitor(cfg)
+        error: BaseException | None = None
         try:
-            result, _ = train(cfg, self.data, seed, callbacks=[_Reporter(trial, cfg.sweep.metric)])
-        except NonFiniteLossError as exc:
-            trial.set_user_attr("fail_reason", "non-finite loss")
-            trial.set_user_attr("fail_epoch", exc.epoch)
+            return self._train(trial, cfg, seed, monitor)
+        except BaseException as exc:
+            error = exc
             raise
+        finally:
+            if monitor is not None:
+                report_trial(trial, monitor, cfg, error)
+
+    def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
+        # The monitor goes first: it sees every epoch, also the one the pruner stops at.
+        callbacks = [monitor] if monitor is not None else []
+        try:
+            result, _ = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
+        except (Diverged, NonFiniteLossError) as exc:
+            if monitor is None:
+                trial.set_user_attr("fail_reason", "non-finite loss")
+                trial.set_user_attr("fail_epoch", exc.epoch)
+                raise
+            reason = f"diverged: {exc.diagnosis.summary}" if isinstance(exc, Diverged) else f"diverged: {exc}"
+            trial.set_user_attr("prune_reason", reason[:_MAX_REASON_CHARS])
+            trial.set_user_attr("pruned_epoch", exc.epoch)
+            raise optuna.TrialPruned(reason) from None
         except optuna.TrialPruned:
             raise
         except Exception as exc:
