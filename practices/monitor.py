@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from practices.train import METRICS, Callback, EpochStats
+from practices.train import METRICS, Callback, EpochStats, NonFiniteLossError
 
 __all__ = ["CHECKPOINT_POLICIES", "Diagnosis", "Diverged", "LayerStats", "Monitor", "Thresholds"]
 
@@ -360,6 +360,14 @@ class Monitor(Callback):
         self.divergence = Diagnosis("diverged", "error", summary, _ADVICE["diverged"], numbers, epoch)
         if self.stop_on_divergence:
             raise Diverged(self.divergence, epoch, step)
+
+    def record_non_finite(self, error: NonFiniteLossError) -> Diagnosis:
+        """Records a non-finite loss that the training loop caught between two sampled steps."""
+        if self.divergence is None:
+            summary = f"non-finite training loss ({error.loss}) in epoch {error.epoch}, by step {error.step}"
+            self.divergence = Diagnosis("diverged", "error", summary, _ADVICE["diverged"],
+                                        {"loss": error.loss, "step": error.step}, error.epoch)
+        return self.divergence
 
     def _check_loss(self, loss: float, epoch: int, step: int) -> None:
         if self.divergence is not None:

@@ -76,7 +76,8 @@ class Objective:
                 trial.set_user_attr("fail_reason", "non-finite loss")
                 trial.set_user_attr("fail_epoch", exc.epoch)
                 raise
-            reason = f"diverged: {exc.diagnosis.summary}" if isinstance(exc, Diverged) else f"diverged: {exc}"
+            diagnosis = exc.diagnosis if isinstance(exc, Diverged) else monitor.record_non_finite(exc)
+            reason = f"diverged: {diagnosis.summary}"
             trial.set_user_attr("prune_reason", reason[:_MAX_REASON_CHARS])
             trial.set_user_attr("pruned_epoch", exc.epoch)
             raise optuna.TrialPruned(reason) from None
