@@ -21,7 +21,7 @@ from optuna_dashboard import save_note
 
 from practices.monitor import Diagnosis, Monitor
 from sweeps._config import monitor_config
-from sweeps._storage import artifact_dir
+from sweeps._storage import artifact_dir, mask
 
 __all__ = ["artifact_store", "preflight_rows", "render_note", "report_trial"]
 
@@ -43,7 +43,8 @@ def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: 
     try:
         _report(trial, monitor, cfg, error)
     except Exception as exc:  # disk full, a plot that cannot be drawn: log it, keep the trial's state
-        reason = f"{type(exc).__name__}: {exc}"[:_MAX_ATTR_CHARS]
+        storage = str(cfg.sweep.storage)
+        reason = f"{type(exc).__name__}: {exc}".replace(storage, mask(storage))[:_MAX_ATTR_CHARS]
         log.warning("trial %d: the training report could not be written: %s", trial.number, reason)
         try:
             trial.set_user_attr("report_error", reason)
