@@ -15,7 +15,9 @@ writes the figures into docs/monitor.md (between the ``bench`` markers).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import platform
+import pstats
 import statistics
 import sys
 import tempfile
@@ -47,6 +49,24 @@ def _train_seconds(cfg, data, monitor) -> float:
     fit(built.model, built.optimizer, built.scheduler, data, max_epochs=cfg.trainer.max_epochs,
         batch_size=cfg.trainer.batch_size, seed=0, metric=cfg.sweep.metric, callbacks=[monitor] if monitor else [])
     return time.process_time() - started
+
+
+_ENTRY_POINTS = ("on_fit_start", "on_step_begin", "on_after_backward", "on_step_end", "on_epoch_end", "on_fit_end",
+                 "hook")
+
+
+def _profiled_share(cfg, data) -> float:
+    """The monitor's share of a monitored run, from cProfile: the cumulative time of its entry points
+    (hooks called by the loop and by torch) over the run's. Insensitive to other processes; the
+    profiler's own overhead weighs more on Python code, so this overstates the monitor a little."""
+    profile = cProfile.Profile()
+    profile.enable()
+    _train_seconds(cfg, data, make_monitor(cfg))
+    profile.disable()
+    stats = pstats.Stats(profile).stats
+    total = next(v[3] for (file, _, name), v in stats.items() if name == "fit" and file.endswith("train.py"))
+    monitor = sum(v[3] for (file, _, name), v in stats.items() if file.endswith("monitor.py") and name in _ENTRY_POINTS)
+    return monitor / total
 
 
 def _report_seconds(cfg, monitor) -> float:
@@ -88,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         off_rates.append(len(data.X_train) * args.epochs / seconds["off"])
         print(f"repeat {repeat + 1}: off {seconds['off']:.3f} s, default {seconds['default']:.3f} s CPU, "
               f"cost {costs[-1]:+.1%}", flush=True)
+    share = _profiled_share(cfg, data)
     monitor = make_monitor(cfg)
     trial_seconds = _train_seconds(cfg, data, monitor)
     report = [_report_seconds(cfg, monitor) for _ in range(4)]
@@ -103,6 +124,7 @@ def main(argv: list[str] | None = None) -> int:
         f"- time cost of `monitor=default` over `monitor=off`, {args.repeats} side-by-side pairs: "
         f"{_spread(costs, '+.1%')}; fastest run against fastest run (the least disturbed by other "
         f"processes): {min(times['default']) / min(times['off']) - 1:+.1%} (target: at most +5%);",
+        f"- the monitor's own methods and hooks, profiled (cProfile, deterministic): {share:.1%} of a monitored run;",
         f"- the end-of-trial report (3 plots, 2 checkpoints, the note, in SQLite): {_spread(report[1:], '.2f')} s "
         f"per trial (the first, {report[0]:.2f} s, also imports matplotlib), against {trial_seconds:.2f} s of "
         f"training for these {args.epochs} epochs.",

@@ -45,7 +45,7 @@ def finished_study(tmp_path_factory):
     try:
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            code = main(["+experiment=quickstart", "sweep.n_trials=2", "trainer.max_epochs=3", "trainer.num_threads=1"])
+            code = main(["+experiment=quickstart", "sweep.n_trials=1", "trainer.max_epochs=3", "trainer.num_threads=1"])
     finally:
         os.chdir(cwd)
     assert code == 0
