@@ -23,7 +23,9 @@ FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, op
 # Keys that steer a run but do not change what a trial computes: they may differ on resume.
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
             "sweep.sampler", "sweep.pruner",
-            "sweep.export_dir", "sweep.artifact_dir", "trainer.device", "trainer.num_threads")
+            "sweep.export_dir", "sweep.artifact_dir", "trainer.device", "trainer.num_threads",
+            # What the monitor samples, keeps and shows; its patience and divergence handling do count.
+            "monitor.every_n_steps", "monitor.checkpoints", "monitor.plots", "monitor.print_diagnoses")
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
