@@ -300,7 +300,9 @@ class Monitor(Callback):
         per_layer = torch.zeros(len(self._layers), device=norms.device, dtype=norms.dtype)
         return per_layer.index_add_(0, self._weight_layer, norms.square()).sqrt()
 
-    def _record_sample(self, step: int, numbers: list[float], activation_labels: list[str], has_gradients: bool) -> None:
+    def _record_sample(
+        self, step: int, numbers: list[float], activation_labels: list[str], has_gradients: bool
+    ) -> None:
         epoch = len(self.epochs) + 1
         loss, numbers = numbers[0], numbers[1:]
         self.sampled_steps.append(step)
@@ -424,10 +426,11 @@ class Monitor(Callback):
 
     def layer_stats(self) -> list[LayerStats]:
         """Each parameterized layer's medians, then each activation layer's."""
-        rows = [LayerStats(label, _median(self.grad_norms[label]), _median(self.update_ratios[label]), math.nan, math.nan)
-                for label in self.grad_norms]
-        rows += [LayerStats(label, math.nan, math.nan, _median(v), math.nan) for label, v in self.dead_fractions.items()]
-        rows += [LayerStats(label, math.nan, math.nan, math.nan, _median(v)) for label, v in self.saturated_fractions.items()]
+        nan = math.nan
+        rows = [LayerStats(label, _median(norms), _median(self.update_ratios[label]), nan, nan)
+                for label, norms in self.grad_norms.items()]
+        rows += [LayerStats(label, nan, nan, _median(v), nan) for label, v in self.dead_fractions.items()]
+        rows += [LayerStats(label, nan, nan, nan, _median(v)) for label, v in self.saturated_fractions.items()]
         return rows
 
     def diagnose(self) -> list[Diagnosis]:
@@ -581,7 +584,8 @@ class Monitor(Callback):
     def _update_ratios(self) -> Diagnosis | None:
         t = self.thresholds
         medians = {label: _median(v) for label, v in self.update_ratios.items() if v}
-        outside = {k: r for k, r in medians.items() if math.isfinite(r) and not t.update_ratio_low <= r <= t.update_ratio_high}
+        outside = {k: r for k, r in medians.items()
+                   if math.isfinite(r) and not t.update_ratio_low <= r <= t.update_ratio_high}
         if not outside:
             return None
         listed = ", ".join(f"{k} {r:.1e}" for k, r in outside.items())
@@ -598,7 +602,9 @@ class Monitor(Callback):
         return self._fraction_check("saturation", self.saturated_fractions, self.thresholds.saturation,
                                     "saturated outputs")
 
-    def _fraction_check(self, code: str, fractions: dict[str, list[float]], limit: float, what: str) -> Diagnosis | None:
+    def _fraction_check(
+        self, code: str, fractions: dict[str, list[float]], limit: float, what: str
+    ) -> Diagnosis | None:
         # The last epoch's samples: how the net ends, not how it started.
         per_epoch = max(1, len(self.sampled_steps) // max(1, len(self.epochs)))
         latest = {label: _median(v[-per_epoch:]) for label, v in fractions.items() if v}
@@ -606,7 +612,8 @@ class Monitor(Callback):
         if not over:
             return None
         listed = ", ".join(f"{k} {f:.0%}" for k, f in over.items())
-        return self._diagnosis(code, f"{what} above {limit:.0%}: {listed}", {f"{code}[{k}]": f for k, f in over.items()})
+        numbers = {f"{code}[{k}]": f for k, f in over.items()}
+        return self._diagnosis(code, f"{what} above {limit:.0%}: {listed}", numbers)
 
 
 def _activation_kind(module: nn.Module) -> str | None:

@@ -72,7 +72,8 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
             artifacts.append((path.name, artifact_id))
         if settings.plots:
             for path in _plots(monitor, folder, settings.thresholds):
-                artifacts.append((path.name, upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)))
+                artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+                artifacts.append((path.name, artifact_id))
     # The dashboard serves a trial's artifacts at /artifacts/<study id>/<trial id>/<artifact id>;
     # Optuna's own upload_artifact keys them by the same storage ids.
     url = f"/artifacts/{trial.study._study_id}/{trial._trial_id}/"
