@@ -5,16 +5,22 @@ It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it
 
 from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
 from practices.models import CNN, MLP
+from practices.monitor import Diagnosis, Diverged, LayerStats, Monitor, Thresholds
 from practices.train import Callback, EpochStats, FitResult, NonFiniteLossError, evaluate, fit, resolve_device
 
 __all__ = [
     "CNN",
     "Callback",
+    "Diagnosis",
+    "Diverged",
     "EpochStats",
     "FitResult",
+    "LayerStats",
     "MLP",
+    "Monitor",
     "NonFiniteLossError",
     "Split",
+    "Thresholds",
     "TrainVal",
     "as_arrays",
     "evaluate",
