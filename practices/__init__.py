@@ -5,20 +5,26 @@ It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it
 
 from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
 from practices.models import CNN, MLP
+from practices.monitor import Diagnosis, Diverged, LayerStats, Monitor, Thresholds
 from practices.train import Callback, EpochStats, FitResult, NonFiniteLossError, evaluate, fit, resolve_device
 from practices.vault import Duplicates, SealedError, SealedTest, find_duplicates, split_fingerprint
 
 __all__ = [
     "CNN",
     "Callback",
+    "Diagnosis",
+    "Diverged",
     "Duplicates",
     "EpochStats",
     "FitResult",
+    "LayerStats",
     "MLP",
+    "Monitor",
     "NonFiniteLossError",
     "SealedError",
     "SealedTest",
     "Split",
+    "Thresholds",
     "TrainVal",
     "as_arrays",
     "evaluate",

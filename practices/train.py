@@ -1,7 +1,9 @@
 """The training loop: mini-batch gradient descent over in-memory tensors, with hooks.
 
 The loop knows nothing of Optuna. A caller that wants to report or prune passes a callback whose
-``on_epoch_end`` sees each epoch's numbers; it may return True to stop, or raise to abort.
+``on_epoch_end`` sees each epoch's numbers; it may return True to stop, or raise to abort. Step-level
+hooks (``on_step_begin``, ``on_after_backward``, ``on_step_end``) are called only for callbacks that
+override them, so a run without a monitor pays nothing for them.
 """
 
 from __future__ import annotations
@@ -60,11 +62,36 @@ class NonFiniteLossError(FloatingPointError):
 
 
 class Callback:
-    """Hooks into :func:`fit`. Subclasses override what they need."""
+    """Hooks into :func:`fit`. Subclasses override what they need.
+
+    ``step`` counts optimizer steps from 0 across epochs. ``on_fit_end`` is always called, also when
+    training raises, so a callback can remove what it attached to the model.
+    """
+
+    def on_fit_start(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None:
+        """Called once before the first epoch."""
+
+    def on_step_begin(self, step: int) -> None:
+        """Called before the step's forward pass."""
+
+    def on_after_backward(self, step: int, loss: torch.Tensor) -> None:
+        """Called after ``loss.backward()``, before ``optimizer.step()``: gradients are in place."""
+
+    def on_step_end(self, step: int, loss: torch.Tensor) -> None:
+        """Called after ``optimizer.step()`` with the step's (attached) training loss."""
 
     def on_epoch_end(self, stats: EpochStats) -> bool | None:
         """Called after each epoch's validation; return True to stop training."""
         return None
+
+    def on_fit_end(self) -> None:
+        """Called once when training ends, however it ends."""
+
+
+def _overriding(callbacks: Sequence[Callback], hook: str) -> list:
+    """The bound ``hook`` of each callback that overrides it."""
+    base = getattr(Callback, hook)
+    return [getattr(cb, hook) for cb in callbacks if getattr(type(cb), hook, base) is not base]
 
 
 def resolve_device(device: str) -> torch.device:
@@ -113,23 +140,54 @@ def fit(
     """
     if metric not in METRICS:
         raise ValueError(f"sweep.metric must be one of {sorted(METRICS)}, got {metric!r}")
+    try:
+        for start in _overriding(callbacks, "on_fit_start"):
+            start(model, optimizer)
+        return _fit(model, optimizer, scheduler, data, max_epochs, batch_size, seed, metric, callbacks)
+    finally:
+        for end in _overriding(callbacks, "on_fit_end"):
+            end()
+
+
+def _fit(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: object,
+    data: TrainVal,
+    max_epochs: int,
+    batch_size: int,
+    seed: int,
+    metric: str,
+    callbacks: Sequence[Callback],
+) -> FitResult:
     sign = 1.0 if METRICS[metric] == "max" else -1.0
+    step_begin = _overriding(callbacks, "on_step_begin")
+    after_backward = _overriding(callbacks, "on_after_backward")
+    step_end = _overriding(callbacks, "on_step_end")
     generator = torch.Generator().manual_seed(seed)
     n_train = len(data.X_train)
     history: list[EpochStats] = []
     best_epoch, best_value, stopped_by = 0, -math.inf * sign, None
+    global_step = 0
     model.train()
     for epoch in range(1, max_epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         order = torch.randperm(n_train, generator=generator).to(data.X_train.device)
         loss_sum = torch.zeros((), device=data.X_train.device)
         for step, start in enumerate(range(0, n_train, batch_size)):
+            for hook in step_begin:
+                hook(global_step)
             index = order[start : start + batch_size]
             loss = F.cross_entropy(model(data.X_train[index]), data.y_train[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            for hook in after_backward:
+                hook(global_step, loss)
             optimizer.step()
+            for hook in step_end:
+                hook(global_step, loss)
             loss_sum += loss.detach() * len(index)
+            global_step += 1
         train_loss = loss_sum.item() / n_train
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(epoch, step, train_loss)
@@ -143,7 +201,9 @@ def fit(
             scheduler.step(value)
         elif scheduler is not None:
             scheduler.step()
-        if any(cb.on_epoch_end(stats) for cb in callbacks):
+        # Every callback sees every epoch (no short-circuit): one asking to stop does not hide the
+        # epoch from the others.
+        if any([cb.on_epoch_end(stats) for cb in callbacks]):
             stopped_by = "callback"
             break
     return FitResult(history, metric, best_epoch, best_value, stopped_by)

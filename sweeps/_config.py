@@ -8,16 +8,18 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
 
-__all__ = ["SAMPLERS", "PRUNERS", "TOP_LEVEL_KEYS", "validate_structure"]
+__all__ = ["MonitorConfig", "SAMPLERS", "PRUNERS", "TOP_LEVEL_KEYS", "monitor_config", "validate_structure"]
 
 SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEVICES = ("auto", "cpu", "cuda")
-TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "search", "provenance", "vault", "stages", "lr_range_test")
+TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "search",
+                  "provenance", "vault", "stages", "lr_range_test")
 FINAL_MODELS = ("retrain", "checkpoint")
 
 
@@ -66,7 +68,21 @@ class VaultConfig:
     reopen: bool = False
 
 
-_SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "vault": VaultConfig}
+class MonitorConfig:
+    enabled: bool = True
+    every_n_steps: int = 25
+    patience: Optional[int] = 10
+    stop_on_divergence: bool = True
+    checkpoints: str = "best_and_last"
+    plots: bool = True
+    print_diagnoses: bool = False
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+
+
+_SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "monitor": MonitorConfig,
+            "vault": VaultConfig}
+# Thresholds that are shares of something, hence at most 1.
+_FRACTIONS = ("slow_progress", "oscillation_fraction", "dead_relu", "saturation")
 
 
 def _typed(name: str, node: Any) -> Any:
@@ -77,6 +93,32 @@ def _typed(name: str, node: Any) -> Any:
         key = f"{name}.{exc.key}" if getattr(exc, "key", None) else name
         allowed = [f.name for f in dataclasses.fields(_SCHEMAS[name])]
         raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc} (keys of {name}: {allowed})") from None
+
+
+def monitor_config(cfg: DictConfig) -> MonitorConfig:
+    """The validated ``monitor`` node as a :class:`MonitorConfig`; defaults where the node is absent
+    (configs exported before the monitor existed).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or a value out of range.
+    """
+    node = cfg.get("monitor") if "monitor" in cfg else None
+    monitor = _typed("monitor", node if node is not None else {})
+    _require(monitor.every_n_steps >= 1, f"monitor.every_n_steps must be >= 1, got {monitor.every_n_steps}")
+    _require(monitor.patience is None or monitor.patience >= 1,
+             f"monitor.patience must be >= 1 epochs or null (never stop early), got {monitor.patience}")
+    _require(monitor.checkpoints in CHECKPOINT_POLICIES,
+             f"monitor.checkpoints must be one of {list(CHECKPOINT_POLICIES)}, got {monitor.checkpoints!r}")
+    thresholds = monitor.thresholds
+    for field in dataclasses.fields(Thresholds):
+        value = thresholds[field.name]
+        _require(value > 0, f"monitor.thresholds.{field.name} must be > 0, got {value}")
+        if field.name in _FRACTIONS:
+            _require(value <= 1, f"monitor.thresholds.{field.name} must be in (0, 1], got {value}")
+    _require(thresholds.update_ratio_low < thresholds.update_ratio_high,
+             f"monitor.thresholds.update_ratio_low must be < update_ratio_high, got "
+             f"{thresholds.update_ratio_low} and {thresholds.update_ratio_high}")
+    return OmegaConf.to_object(monitor)
 
 
 def _require(ok: bool, message: str) -> None:
@@ -138,6 +180,7 @@ def validate_structure(cfg: DictConfig) -> None:
         trainer.num_threads is None or trainer.num_threads >= 1,
         f"trainer.num_threads must be >= 1 or null, got {trainer.num_threads}",
     )
+    monitor_config(cfg)
     for key in ("val_fraction", "test_fraction"):
         value = split[key]
         _require(0.0 < value < 1.0, f"split.{key} must be in (0, 1), got {value}")

@@ -12,7 +12,7 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps._experiment import Dataset, Experiment
 from sweeps._export import export_study
 from sweeps._objective import Objective
-from sweeps._storage import dashboard_command, mask, open_storage
+from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
 from sweeps._study import FINISHED, count_trials, end_reason, open_study
 from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
@@ -42,7 +42,7 @@ class _Progress:
         elif trial.user_attrs.get("end_reason") == "duplicate":
             what = f"skipped: same parameters as trial {trial.user_attrs.get('duplicate_of')}"
         elif trial.state == TrialState.PRUNED:
-            what = f"pruned at epoch {trial.last_step}"
+            what = trial.user_attrs.get("prune_reason", f"pruned at epoch {trial.last_step}")
         else:
             reason = trial.user_attrs.get("fail_reason", "see the log")
             epoch = trial.user_attrs.get("fail_epoch")
@@ -130,7 +130,8 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     n_finished, _ = count_trials(study)
     refuse_tuning_after_opening(vault, exp.cfg.vault.reopen, n_finished, sweep.n_trials, _say)
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {n_finished} of {sweep.n_trials} trials finished")
-    _say(f"watch it: {dashboard_command(sweep.storage)}")
+    artifacts = str(artifact_dir(sweep.storage, sweep.artifact_dir))
+    _say(f"watch it: {dashboard_command(sweep.storage, artifacts)}")
     code = EXIT_OK
     if n_finished < sweep.n_trials:
         started = time.perf_counter()
@@ -149,7 +150,7 @@ def run(exp: Experiment, dataset: Dataset) -> int:
          + (f", {exported.test_result}" if exported.test_result else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
-    _say(f"inspect: {dashboard_command(sweep.storage)}")
+    _say(f"inspect: {dashboard_command(sweep.storage, artifacts)}")
     return code
 
 

@@ -5,13 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 from optuna.trial import TrialState
 
 from practices.data import TrainVal
+from practices.monitor import Diverged, Monitor
 from practices.train import Callback, EpochStats, NonFiniteLossError
 from sweeps._build import train, trial_seed
 from sweeps._experiment import Experiment
+from sweeps._monitor import make_monitor
+from sweeps._report import report_trial
 
 __all__ = ["Objective"]
 
@@ -30,6 +33,8 @@ class _Reporter(Callback):
         if self.trial.should_prune():
             self.trial.set_user_attr("pruned_epoch", stats.epoch)
             self.trial.set_user_attr("end_reason", "pruned")
+            self.trial.set_user_attr("prune_reason", f"pruned at epoch {stats.epoch} by the "
+                                     f"{type(self.trial.study.pruner).__name__}")
             raise optuna.TrialPruned(f"pruned at epoch {stats.epoch}")
         return False
 
@@ -72,13 +77,34 @@ class Objective:
             trial.set_user_attr(f"config.{group}", option)
         for key in values:
             trial.set_user_attr(f"config.{key}", OmegaConf.select(cfg, key))
+        monitor = make_monitor(cfg)
+        error: BaseException | None = None
         try:
-            result, _ = train(cfg, self.data, seed, callbacks=[_Reporter(trial, cfg.sweep.metric)])
-        except NonFiniteLossError as exc:
-            trial.set_user_attr("end_reason", "failed: non-finite")
-            trial.set_user_attr("fail_reason", "non-finite loss")
-            trial.set_user_attr("fail_epoch", exc.epoch)
+            return self._train(trial, cfg, seed, monitor)
+        except BaseException as exc:
+            error = exc
             raise
+        finally:
+            if monitor is not None:
+                report_trial(trial, monitor, cfg, error)
+
+    def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
+        # The monitor goes first: it sees every epoch, also the one the pruner stops at.
+        callbacks = [monitor] if monitor is not None else []
+        try:
+            result, _ = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
+        except (Diverged, NonFiniteLossError) as exc:
+            if monitor is None:
+                trial.set_user_attr("end_reason", "failed: non-finite")
+                trial.set_user_attr("fail_reason", "non-finite loss")
+                trial.set_user_attr("fail_epoch", exc.epoch)
+                raise
+            diagnosis = exc.diagnosis if isinstance(exc, Diverged) else monitor.record_non_finite(exc)
+            reason = f"diverged: {diagnosis.summary}"
+            trial.set_user_attr("prune_reason", reason[:_MAX_REASON_CHARS])
+            trial.set_user_attr("pruned_epoch", exc.epoch)
+            trial.set_user_attr("end_reason", "pruned: diverged")
+            raise optuna.TrialPruned(reason) from None
         except optuna.TrialPruned:
             raise
         except Exception as exc:

@@ -26,6 +26,8 @@ RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeou
             "sweep.sampler", "sweep.pruner",
             "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers", "sweep.stage", "sweep.trials_per_worker",
             "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries", "trainer.device", "trainer.num_threads",
+            # What the monitor samples, keeps and shows; its patience and divergence handling do count.
+            "monitor.every_n_steps", "monitor.checkpoints", "monitor.plots", "monitor.print_diagnoses",
             "vault.reopen", "vault.final_model", "vault.auto_open",
             "vault.drop_duplicates")  # changes the test split only, which the vault's own fingerprint guards
 

@@ -16,6 +16,7 @@ from sweeps._build import train
 from sweeps._config import validate_structure
 from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment
+from sweeps._monitor import make_monitor
 from sweeps._space import SearchSpace
 
 __all__ = ["main"]
@@ -41,10 +42,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if seed is None:
             raise ConfigError("provenance.seed is missing; pass --seed N")
         data = Experiment(cfg, {}, {}, SearchSpace((), ())).load().train_val()
+        # The trial's early stopping decided how many epochs it ran: the rerun needs the same.
+        monitor = make_monitor(cfg, checkpoints="none")
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    result, _ = train(cfg, data, int(seed))
+    result, _ = train(cfg, data, int(seed), callbacks=[monitor] if monitor else [])
     metric = cfg.sweep.metric
     print(f"{metric}={result.best_value:.6f} at epoch {result.best_epoch} of {result.epochs_run} (seed {seed})")
     if "value" in provenance:

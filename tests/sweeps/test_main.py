@@ -24,6 +24,14 @@ CASES = [
     (["+model.bogus=3"], "model (practices.models.CNN): TypeError"),
     (["data=csv"], "data.path has no value (???)"),
     (["data=csv", "data.path=/no/such.csv"], "no file at '/no/such.csv'"),
+    (["monitor=loud"], "Could not find 'monitor/loud'"),
+    (["monitor.every_n_steps=0"], "monitor.every_n_steps must be >= 1, got 0"),
+    (["monitor.patience=0"], "monitor.patience must be >= 1 epochs or null (never stop early), got 0"),
+    (["monitor.checkpoints=all"],
+     "monitor.checkpoints must be one of ['best_and_last', 'best', 'last', 'none'], got 'all'"),
+    (["monitor.thresholds.dead_relu=1.5"], "monitor.thresholds.dead_relu must be in (0, 1], got 1.5"),
+    (["+monitor.bogus=1"], "monitor.bogus"),
+    (["+search.monitor.patience={type:int,low:1,high:5}"], "search.monitor.patience: monitor.* is fixed for a study"),
 ]
 STORAGES = [
     ("sqlite:/bad.db", "is not a valid URL"),

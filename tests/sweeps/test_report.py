@@ -1,3 +1,119 @@
+"""The trial report: note, plots and checkpoints in the study's storage and artifact store."""
+
+import optuna
+import pytest
+import torch
+from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
+from optuna.trial import TrialState
+from optuna_dashboard import get_note
+
+from practices.monitor import Monitor
+from practices.train import EpochStats, evaluate
+from sweeps._build import build
+from sweeps._experiment import Experiment
+from sweeps._report import preflight_rows, render_note
+from sweeps.__main__ import main
+
+PREFLIGHT = {
+    "preflight.gradient_check.passed": True,
+    "preflight.gradient_check.value": 3.2e-8,
+    "preflight.gradient_check.threshold": 1e-4,
+    "preflight.init_loss.passed": False,
+    "preflight.init_loss.value": 4.1,
+    "preflight.init_loss.threshold": 0.5,
+    "seed": 7,
+}
+
+
+def _planted_monitor():
+    monitor = Monitor(checkpoints="none")
+    for epoch, (train, val) in enumerate([(2.0, 1.5), (1.0, 1.0), (0.5, 1.2), (0.2, 1.4), (0.1, 1.7)], 1):
+        monitor.sampled_losses = [2.3]
+        monitor.on_epoch_end(EpochStats(epoch, train, val, 1 - val / 3, 0.1))
+    return monitor
+
+
+def test_preflight_rows_come_from_user_attrs():
+    assert preflight_rows(PREFLIGHT) == [("gradient_check", True, 3.2e-8, 1e-4), ("init_loss", False, 4.1, 0.5)]
+    assert preflight_rows({"seed": 1, "preflight.note": "x"}) == []
+
+
+def test_render_note_has_preflight_diagnoses_best_epoch_and_artifacts():
+    monitor = _planted_monitor()
+    note = render_note(3, monitor, monitor.diagnose(), "**complete** after 5 epochs", PREFLIGHT,
+                       [("best_checkpoint.pt", "/artifacts/1/4/abc"), ("loss_curve.png", "/artifacts/1/4/def")])
+    assert note.startswith("## Training report, trial 3\n")
+    assert "Best epoch: **2** (val_accuracy = 0.6667)" in note
+    assert "| gradient_check | passed | 3.2e-08 | 0.0001 |" in note
+    assert "| init_loss | FAILED | 4.1 | 0.5 |" in note
+    assert "- **overfitting** (warning, epoch 3): the validation loss rose 70%" in note
+    assert "*Advice:* Training and validation loss drift apart" in note
+    assert "- [best_checkpoint.pt](/artifacts/1/4/abc)" in note and "![loss_curve.png](/artifacts/1/4/def)" in note
+
+
+def test_render_note_without_preflight_or_problems():
+    monitor = Monitor(checkpoints="none")
+    monitor.sampled_losses = [2.3]
+    monitor.on_epoch_end(EpochStats(1, 0.3, 0.31, 0.9, 0.1))
+    note = render_note(0, monitor, [], "**complete** after 1 epochs", {"seed": 1}, [])
+    assert "Preflight" not in note and "No problems found." in note and "Artifacts" not in note
+
+
+@pytest.fixture(scope="module")
+def small_sweep(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("report")
+    storage = f"sqlite:///{folder}/s.db"
+    code = main(["+experiment=quickstart", "sweep.n_trials=3", "trainer.max_epochs=3", "trainer.num_threads=1",
+                 f"sweep.storage={storage}", f"sweep.export_dir={folder}/exports"])
+    return folder, code, optuna.load_study(study_name="quickstart", storage=storage)
+
+
+def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
+    folder, code, study = small_sweep
+    assert code == 0
+    store = FileSystemArtifactStore(folder / "s_artifacts")
+    for trial in study.get_trials():
+        note = get_note(_live(study, trial))
+        assert note.startswith(f"## Training report, trial {trial.number}\n") and "### Diagnoses" in note
+        names = {meta.filename: meta.artifact_id for meta in get_all_artifact_meta(trial, storage=study._storage)}
+        expected = {"loss_curve.png", "update_ratio.png", "first_layer_filters.png", "best_checkpoint.pt",
+                    "last_checkpoint.pt"}
+        assert set(names) == expected
+        assert trial.user_attrs["artifact.best_checkpoint"] == names["best_checkpoint.pt"]
+        assert trial.user_attrs["artifact.last_checkpoint"] == names["last_checkpoint.pt"]
+        for artifact_id in names.values():
+            assert (store._base_path / artifact_id).stat().st_size > 0
+            assert f"/artifacts/{study._study_id}/{trial._trial_id}/{artifact_id}" in note
+        assert isinstance(trial.user_attrs["diagnoses"], str)
+        assert len(trial.user_attrs) < 20, "user attributes stay small; curves go to artifacts"
+
+
+def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_path):
+    folder, _, study = small_sweep
+    best = study.best_trial
+    path = tmp_path / "best.pt"
+    download_artifact(artifact_store=FileSystemArtifactStore(folder / "s_artifacts"), file_path=str(path),
+                      artifact_id=best.user_attrs["artifact.best_checkpoint"])
+    state = torch.load(path, weights_only=True)
+    exp = Experiment.from_record(study.user_attrs["experiment"])
+    data = exp.load().train_val()
+    built = build(exp.config(best.params), data.in_shape, data.n_classes, seed=0)
+    built.model.load_state_dict(state)
+    _, val_accuracy = evaluate(built.model, data.X_val, data.y_val)
+    assert val_accuracy == best.value
+
+
+def test_sweep_prints_the_dashboard_command_with_the_artifact_dir(in_tmp, capsys):
+    assert main(["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1"]) == 0
+    out = capsys.readouterr().out
+    assert "watch it: optuna-dashboard sqlite:///sweeps.db --artifact-dir sweeps_artifacts" in out
+    assert "inspect: optuna-dashboard sqlite:///sweeps.db --artifact-dir sweeps_artifacts" in out
+    assert len(list((in_tmp / "sweeps_artifacts").iterdir())) == 4, "an MLP has no filters to show"
+
+
+def _live(study, frozen):
+    """get_note takes a live Trial; rebuild one for a finished trial (read-only use)."""
+    return optuna.Trial(study, frozen._trial_id)
 
 
 def test_report_trial_never_raises_and_masks_the_storage_password(tmp_path, monkeypatch):

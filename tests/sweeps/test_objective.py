@@ -1,0 +1,38 @@
+"""One trial with the monitor: divergence prunes at once with the reason; reports on every outcome."""
+
+import optuna
+from optuna.trial import TrialState
+from optuna_dashboard import get_note
+
+from sweeps.__main__ import main
+
+DIVERGING = ["sweep.n_trials=4", "sweep.sampler=random", "trainer.max_epochs=3", "trainer.num_threads=1",
+             "+search.optimizer.lr={type:categorical,choices:[0.05,1.0e12]}"]
+
+
+def test_objective_prunes_a_planted_divergence_in_the_first_epoch_with_the_reason(in_tmp, capsys):
+    assert main(DIVERGING) == 0
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    trials = study.get_trials()
+    diverged = [t for t in trials if t.params["optimizer.lr"] == 1.0e12]
+    assert diverged and all(t.state == TrialState.PRUNED for t in diverged)
+    for t in diverged:
+        assert t.user_attrs["prune_reason"].startswith("diverged: ")
+        assert t.user_attrs["pruned_epoch"] == 1 and not t.intermediate_values
+        assert "diverged" in t.user_attrs["diagnoses"].split(",")
+        note = get_note(optuna.Trial(study, t._trial_id))
+        assert "**pruned**: diverged: " in note and "- **diverged** (error, epoch 1)" in note
+    assert all(t.state == TrialState.COMPLETE for t in trials if t.params["optimizer.lr"] == 0.05)
+    assert "diverged: " in capsys.readouterr().out, "the progress line says why"
+
+
+def test_objective_records_why_the_pruner_stopped_a_trial(in_tmp):
+    assert main(["sweep.n_trials=6", "trainer.max_epochs=2", "trainer.num_threads=1", "sweep.pruner=successive_halving",
+                 "sweep.sampler=random", "+search.optimizer.lr={type:float,low:1.0e-4,high:0.3,log:true}"]) == 0
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    pruned = [t for t in study.get_trials() if t.state == TrialState.PRUNED]
+    assert pruned
+    for t in pruned:
+        epoch = t.user_attrs["pruned_epoch"]
+        assert t.user_attrs["prune_reason"] == f"pruned at epoch {epoch} by the SuccessiveHalvingPruner"
+        assert "**pruned**: pruned at epoch" in get_note(optuna.Trial(study, t._trial_id))
