@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import shutil
 import tempfile
@@ -16,6 +15,8 @@ from omegaconf import OmegaConf
 
 from practices.lr_range import LRRangeResult, classification_loss, lr_range_test
 from sweeps._build import build
+from sweeps._driver import run, storage_for
+from sweeps._export import export_study
 from sweeps._errors import ConfigError
 from sweeps._experiment import Dataset, Experiment, check_builds, compile_experiment
 from sweeps._compose import Composed
@@ -23,8 +24,11 @@ from sweeps._space import config_for
 from sweeps._stages import Stage, parse_stages, stage_experiment, stage_row, stage_table, translated_lr
 from sweeps._storage import artifact_dir
 from sweeps._study import open_study
+from sweeps._vault import Vault, describe_result, open_vault
 
 __all__ = ["run_stages"]
+
+_COMPARISON = "# Stage comparison"
 
 
 def _say(message: str) -> None:
@@ -110,9 +114,6 @@ def run_stages(exp: Experiment, dataset: Dataset) -> int:
     Returns:
         The process exit code.
     """
-    from sweeps._driver import run, storage_for
-    from sweeps._vault import Vault, describe_result, open_vault
-
     stages = parse_stages(OmegaConf.to_container(exp.cfg.stages, resolve=True))
     only = exp.cfg.sweep.stage
     if only is not None and only not in [s.name for s in stages]:
@@ -147,7 +148,7 @@ def run_stages(exp: Experiment, dataset: Dataset) -> int:
         done.append((stage, stage_exp, study))
     if len(done) < len(stages):
         return 0
-    return _finish(exp, dataset, storage, done, Vault, open_vault, describe_result)
+    return _finish(exp, dataset, done)
 
 
 def _best(study: optuna.Study | None) -> optuna.trial.FrozenTrial | None:
@@ -159,9 +160,8 @@ def _best(study: optuna.Study | None) -> optuna.trial.FrozenTrial | None:
         return None
 
 
-def _finish(exp, dataset, storage, done, Vault, open_vault, describe_result) -> int:
-    from sweeps._export import export_study
-
+def _finish(exp: Experiment, dataset: Dataset, done: list[tuple[Stage, Experiment, optuna.Study]]) -> int:
+    """Compares the stages, opens the vault once for the overall winner, writes the exports."""
     maximize = exp.cfg.sweep.direction == "maximize"
     rows = [stage_row(stage, study) for stage, _, study in done]
     folder = Path(exp.cfg.sweep.export_dir) / exp.study_name
@@ -182,7 +182,8 @@ def _finish(exp, dataset, storage, done, Vault, open_vault, describe_result) -> 
         _say(f"test vault opened: {describe_result(result)}")
     exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)
     _staged_exports(exported, folder, rows, stage.name)
-    _write_note(done[-1][2], table, stage.name)
+    for _, _, stage_study in done:
+        _write_note(stage_study, table, stage.name)
     _say(f"exported: {folder / 'best.yaml'}, {folder / 'stages.csv'}")
     return 0
 
@@ -200,16 +201,12 @@ def _staged_exports(exported, folder: Path, rows: list[dict[str, Any]], winner: 
         shutil.copy(exported.test_result, folder / "test_result.json")
 
 
-def _write_note(study: optuna.Study, table, winner: str) -> None:
-    from optuna_dashboard import save_note
+def _write_note(study: optuna.Study, table: Any, winner: str) -> None:
+    """Appends the stage comparison to the study's note, keeping what the vault wrote there."""
+    from optuna_dashboard import get_note, save_note
 
-    body = "# Stage comparison\n\n" + table.to_markdown(index=False) if _has_tabulate() else table.to_string(index=False)
-    save_note(study, f"{body}\n\nOverall winner: **{winner}**.\n")
-
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
+    kept = (get_note(study) or "").split(_COMPARISON)[0].rstrip()
+    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    rows = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
+    comparison = f"{_COMPARISON}\n\n{header}{rows}\nOverall winner: **{winner}**.\n"
+    save_note(study, f"{kept}\n\n{comparison}" if kept else comparison)

@@ -47,6 +47,12 @@ def test_vault_opens_once_for_the_whole_staged_experiment(in_tmp, capsys):
     claims = sum(len(Vault(_study(f"digits_staged.{s}")).claims()) for s in ("sgd", "adam"))
     assert claims == 1
     assert (in_tmp / "exports/digits_staged/test_result.json").exists()
+    from optuna_dashboard import get_note
+
+    notes = {s: get_note(_study(f"digits_staged.{s}")) for s in ("sgd", "adam")}
+    assert all("# Stage comparison" in note and "Overall winner" in note for note in notes.values())
+    assert any("## Test vault" in note and "**Opened**" in note for note in notes.values()), \
+        "the winner's note keeps the vault's result beside the comparison"
     capsys.readouterr()
     assert main(TINY) == 0
     assert "test vault already opened for this staged experiment" in capsys.readouterr().out
