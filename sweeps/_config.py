@@ -68,6 +68,7 @@ class VaultConfig:
     reopen: bool = False
 
 
+@dataclasses.dataclass
 class MonitorConfig:
     enabled: bool = True
     every_n_steps: int = 25
