@@ -50,7 +50,15 @@ def test_every_group_option_composes_and_instantiates(group, option, digits_csv,
 def test_every_experiment_prepares(name, in_tmp):
     exp, dataset = prepare([f"+experiment={name}"])
     assert exp.study_name == name
-    assert exp.space.distributions(), "an experiment searches something"
+    if exp.cfg.stages is None:
+        assert exp.space.distributions(), "an experiment searches something"
+    else:
+        from omegaconf import OmegaConf
+
+        from sweeps._stages import parse_stages, stage_experiment
+
+        stage = parse_stages(OmegaConf.to_container(exp.cfg.stages))[0]
+        assert stage_experiment(exp, stage, f"{name}.{stage.name}", None).space.distributions()
     assert dataset.sealed.n_samples > 0
 
 
