@@ -39,8 +39,6 @@ class _Progress:
         seconds = (trial.datetime_complete - trial.datetime_start).total_seconds()
         if trial.state == TrialState.COMPLETE:
             what = f"{self.metric}={trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
-        elif trial.user_attrs.get("end_reason") == "duplicate":
-            what = f"skipped: same parameters as trial {trial.user_attrs.get('duplicate_of')}"
         elif trial.state == TrialState.PRUNED:
             what = trial.user_attrs.get("prune_reason", f"pruned at epoch {trial.last_step}")
         else:

@@ -67,6 +67,7 @@ class Objective:
             # Parallel workers can propose the same configuration; evaluating it twice wastes budget.
             trial.set_user_attr("end_reason", "duplicate")
             trial.set_user_attr("duplicate_of", duplicate)
+            trial.set_user_attr("prune_reason", f"skipped: same parameters as trial {duplicate}")
             raise optuna.TrialPruned(f"same parameters as trial {duplicate}")
         cfg = exp.config(params)
         # A retried stale trial keeps the seed of the trial it replaces (copied in its user attrs).
