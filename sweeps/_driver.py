@@ -13,10 +13,11 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps._experiment import Dataset, Experiment
 from sweeps._export import export_study
 from sweeps._objective import Objective
+from sweeps._preflight import EXIT_UNFIXABLE, StopOnUnfixable
 from sweeps._storage import dashboard_command, mask, open_storage
 from sweeps._study import FINISHED, open_study
 
-__all__ = ["run", "EXIT_OK", "EXIT_FAILURES"]
+__all__ = ["run", "EXIT_OK", "EXIT_FAILURES", "EXIT_UNFIXABLE"]
 
 EXIT_OK, EXIT_FAILURES = 0, 1
 MIN_TRIALS_FOR_FAILURE_RATE = 5
@@ -77,7 +78,8 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     """Runs the experiment's study up to ``sweep.n_trials`` finished trials and exports it.
 
     Returns:
-        The process exit code: 0, or 1 when the failure rate stopped the sweep.
+        The process exit code: 0, 1 when the failure rate stopped the sweep, 3 when a preflight
+        failure that no searched key can fix did.
     """
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -86,7 +88,7 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     remaining = sweep.n_trials - n_finished
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {n_finished} of {sweep.n_trials} trials finished")
     _say(f"watch it: {dashboard_command(sweep.storage)}")
-    failure_rate = _FailureRate(sweep.max_failure_rate)
+    failure_rate, unfixable = _FailureRate(sweep.max_failure_rate), StopOnUnfixable()
     if remaining > 0:
         started = time.perf_counter()
         study.optimize(
@@ -98,6 +100,7 @@ def run(exp: Experiment, dataset: Dataset) -> int:
                 MaxTrialsCallback(sweep.n_trials, states=FINISHED),
                 _Progress(sweep.n_trials, sweep.metric),
                 failure_rate,
+                unfixable,
             ],
             gc_after_trial=False,  # a full collection costs ~0.3 s with torch loaded; refcounting frees trials
         )
@@ -109,6 +112,8 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
     _say(f"inspect: {dashboard_command(sweep.storage)}")
+    if unfixable.tripped:
+        return EXIT_UNFIXABLE
     return EXIT_FAILURES if failure_rate.tripped else EXIT_OK
 
 

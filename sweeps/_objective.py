@@ -9,6 +9,7 @@ from practices.data import TrainVal
 from practices.train import Callback, EpochStats, NonFiniteLossError
 from sweeps._build import train, trial_seed
 from sweeps._experiment import Experiment
+from sweeps._preflight import PreflightFailed, preflight
 
 __all__ = ["Objective"]
 
@@ -51,12 +52,13 @@ class Objective:
         for key in values:
             trial.set_user_attr(f"config.{key}", OmegaConf.select(cfg, key))
         try:
+            preflight(trial, exp, cfg, self.data)
             result, _ = train(cfg, self.data, seed, callbacks=[_Reporter(trial, cfg.sweep.metric)])
         except NonFiniteLossError as exc:
             trial.set_user_attr("fail_reason", "non-finite loss")
             trial.set_user_attr("fail_epoch", exc.epoch)
             raise
-        except optuna.TrialPruned:
+        except (optuna.TrialPruned, PreflightFailed):
             raise
         except Exception as exc:
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS])

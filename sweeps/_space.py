@@ -41,7 +41,7 @@ from sweeps._errors import ConfigError
 
 __all__ = ["Param", "GroupChoice", "SearchSpace", "compile_space", "config_for"]
 
-FROZEN_PREFIXES = ("data", "split", "sweep", "search", "provenance")
+FROZEN_PREFIXES = ("data", "split", "sweep", "search", "provenance", "preflight")
 _KEYS = {
     "float": {"type", "low", "high", "log", "step"},
     "int": {"type", "low", "high", "log", "step"},
