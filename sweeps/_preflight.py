@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Sequence
+from typing import Any, Sequence
 
 import optuna
 import torch
@@ -87,10 +87,10 @@ def run_checks(cfg: DictConfig, data: TrainVal) -> list[CheckResult]:
     return results
 
 
-def fingerprint(cfg: DictConfig, data: TrainVal) -> str:
+def fingerprint(cfg: DictConfig, data: TrainVal, pf: DictConfig | None = None) -> str:
     """A hash of every value the checks depend on: the model node (less ``preflight.ignore``), the
     preflight config and the data's shape. Equal fingerprints give equal check results."""
-    pf = preflight_config(cfg)
+    pf = preflight_config(cfg) if pf is None else pf
     model = OmegaConf.to_container(cfg.model, resolve=True)
     for key in pf.ignore:
         model.pop(key.split(".", 1)[1], None)
@@ -99,28 +99,26 @@ def fingerprint(cfg: DictConfig, data: TrainVal) -> str:
     return hashlib.sha256(json.dumps(canon, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def searched_inputs(exp: Experiment, cfg: DictConfig) -> list[str]:
+def searched_inputs(exp: Experiment, cfg: DictConfig, pf: DictConfig | None = None) -> list[str]:
     """The searched keys (or groups) that can change what the checks see."""
-    ignore = set(preflight_config(cfg).ignore)
+    ignore = set((preflight_config(cfg) if pf is None else pf).ignore)
     return [key for key in exp.space.searched_keys
             if key.split(".")[0] in _INPUTS and key not in ignore]
 
 
-def _enabled(cfg: DictConfig) -> bool:
-    pf = preflight_config(cfg)
-    return any(pf[check].enabled for check in CHECKS)
-
-
-def _cached_or_run(trial: optuna.Trial, cfg: DictConfig, data: TrainVal) -> tuple[list[CheckResult], str]:
-    if not preflight_config(cfg).cache:
-        return run_checks(cfg, data), "off"
-    key = _CACHE_ATTR + fingerprint(cfg, data)
+def _cached_or_run(
+    trial: optuna.Trial, cfg: DictConfig, pf: DictConfig, data: TrainVal
+) -> tuple[list[CheckResult], str, int]:
+    """The results, ``hit``/``miss``/``off``, and the number of the trial that ran the checks."""
+    if not pf.cache:
+        return run_checks(cfg, data), "off", trial.number
+    key = _CACHE_ATTR + fingerprint(cfg, data, pf)
     cached = trial.study.user_attrs.get(key)
     if cached is not None:
-        return [CheckResult.from_dict(r) for r in cached["results"]], "hit"
+        return [CheckResult.from_dict(r) for r in cached["results"]], "hit", cached["trial"]
     results = run_checks(cfg, data)
     trial.study.set_user_attr(key, {"trial": trial.number, "results": [r.to_dict() for r in results]})
-    return results, "miss"
+    return results, "miss", trial.number
 
 
 def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: TrainVal) -> list[CheckResult]:
@@ -133,23 +131,46 @@ def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: Train
         PreflightFailed: a check failed; ``fail_reason`` (and ``preflight.unfixable`` when no
             searched key can change the outcome) is already set on the trial.
     """
-    if not _enabled(cfg):
+    pf = preflight_config(cfg)
+    if not any(pf[check].enabled for check in CHECKS):
         return []
-    results, cache = _cached_or_run(trial, cfg, data)
+    results, cache, origin = _cached_or_run(trial, cfg, pf, data)
+    attrs: dict[str, Any] = {"preflight.cache": cache}
     for r in results:
-        trial.set_user_attr(f"preflight.{r.name}.passed", r.passed)
-        trial.set_user_attr(f"preflight.{r.name}.value", r.value)
-        trial.set_user_attr(f"preflight.{r.name}.threshold", r.threshold)
-    trial.set_user_attr("preflight.cache", cache)
+        attrs.update({f"preflight.{r.name}.passed": r.passed, f"preflight.{r.name}.value": r.value,
+                      f"preflight.{r.name}.threshold": r.threshold})
+    _set_user_attrs(trial, attrs)
     failed = next((r for r in results if not r.passed), None)
-    unfixable = failed is not None and preflight_config(cfg).stop_on_unfixable and not searched_inputs(exp, cfg)
-    _save_note(trial, results, cache, unfixable)
+    unfixable = failed is not None and pf.stop_on_unfixable and not searched_inputs(exp, cfg, pf)
+    _save_note(trial, results, cache, origin, unfixable)
     if failed is None:
         return results
     trial.set_user_attr("fail_reason", reason(failed))
     if unfixable:
         trial.set_user_attr(UNFIXABLE_ATTR, True)
     raise PreflightFailed(failed, unfixable)
+
+
+def _set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
+    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage.
+
+    Each ``set_user_attr`` commits on its own; on SQLite a commit costs 3-20 ms, and ten of them were
+    most of the cost of a cached preflight (docs/preflight.md). The fast path writes the same rows
+    through the storage's own upsert, then updates the trial's cached copy as ``set_user_attr`` does.
+    """
+    backend = getattr(trial.storage, "_backend", trial.storage)
+    write = getattr(backend, "_set_trial_attr_without_commit", None)
+    if not isinstance(backend, optuna.storages.RDBStorage) or write is None:
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
+        return
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    with _create_scoped_session(backend.scoped_session, True) as session:
+        for key, value in attrs.items():
+            write(session, models.TrialUserAttributeModel, trial._trial_id, key, value)
+    trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
 def render(results: Sequence[CheckResult]) -> str:
@@ -162,11 +183,11 @@ def render(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def _save_note(trial: optuna.Trial, results: Sequence[CheckResult], cache: str, unfixable: bool) -> None:
+def _save_note(trial: optuna.Trial, results: Sequence[CheckResult], cache: str, origin: int, unfixable: bool) -> None:
     from optuna_dashboard import save_note  # imported here: it pulls in the dashboard's web stack
 
-    source = {"hit": "reused from the study's cache (same architecture)", "miss": "run for this architecture",
-              "off": "run (cache off)"}[cache]
+    source = {"hit": f"reused from the study's cache (run by trial {origin}, same architecture)",
+              "miss": "run for this architecture (cached for later trials)", "off": "run (cache off)"}[cache]
     body = f"## Preflight\nChecks {source}.\n\n{render(results)}\n"
     if unfixable:
         body += "\nNo searched key can change this outcome: the sweep stops after this trial.\n"

@@ -121,3 +121,30 @@ def test_preflight_cli_reports_and_exits_0_1(in_tmp, capsys):
     assert preflight_cli.main([*BLOBS, "preflight=off"]) == 0
     assert "every check is off" in capsys.readouterr().out
     assert list(in_tmp.iterdir()) == [], "the preflight command writes nothing"
+
+
+def test_preflight_fingerprint_ignores_dropout_but_not_architecture(in_tmp):
+    import torch
+
+    from sweeps._experiment import prepare
+    from sweeps._preflight import fingerprint, run_checks
+
+    exp, dataset = prepare(BLOBS)
+    data = dataset.train_val()
+    base = exp.config({})
+    other = [exp.config({}) for _ in range(2)]
+    other[0].model.dropout, other[1].model.width = 0.4, 32
+    assert fingerprint(other[0], data) == fingerprint(base, data)
+    assert fingerprint(other[1], data) != fingerprint(base, data)
+    state = torch.random.get_rng_state()
+    first = run_checks(base, data)
+    assert torch.equal(state, torch.random.get_rng_state()), "a trial trains as it would without the preflight"
+    assert [r.to_dict() for r in run_checks(base, data)] == [r.to_dict() for r in first], "deterministic: cacheable"
+
+
+def test_preflight_on_journal_storage_records_the_same_attributes(in_tmp):
+    assert main([*BLOBS, LR, "sweep.n_trials=2", "sweep.storage=journal.log"]) == 0
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("journal.log"))
+    trials = optuna.load_study(study_name="sweeps", storage=storage).get_trials()
+    assert [t.user_attrs["preflight.cache"] for t in trials] == ["miss", "hit"]
+    assert all(t.user_attrs["preflight.overfit.passed"] is True for t in trials)
