@@ -17,7 +17,8 @@ then exports exports/<study>/best.yaml and trials.csv.
   +experiment=NAME   an experiment in conf/experiment/ (or on hydra.searchpath)
   KEY=VALUE          Hydra overrides, e.g. sweep.n_trials=50 model=cnn sweep.storage=sqlite:///s.db
   --cfg              print the composed config and exit
-Exit codes: 0 done, 1 stopped by sweep.max_failure_rate, 2 bad config (nothing was run or written).
+Exit codes: 0 done, 1 stopped by sweep.max_failure_rate, 2 bad config (nothing was run or written),
+3 stopped early by a preflight check that failed and that no searched key can fix.
 """
 
 

@@ -17,7 +17,7 @@ from sweeps._errors import ConfigError
 __all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_options"]
 
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "vault", "monitor")
+GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "vault", "monitor", "preflight")
 
 
 @dataclasses.dataclass

@@ -12,14 +12,15 @@ from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
 
-__all__ = ["MonitorConfig", "SAMPLERS", "PRUNERS", "TOP_LEVEL_KEYS", "monitor_config", "validate_structure"]
+__all__ = ["MonitorConfig", "PreflightConfig", "SAMPLERS", "PRUNERS", "TOP_LEVEL_KEYS", "monitor_config", "preflight_config",
+           "validate_structure"]
 
 SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEVICES = ("auto", "cpu", "cuda")
-TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "search",
-                  "provenance", "vault", "stages", "lr_range_test")
+TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "preflight",
+                  "search", "provenance", "vault", "stages", "lr_range_test")
 FINAL_MODELS = ("retrain", "checkpoint")
 
 
@@ -80,8 +81,45 @@ class MonitorConfig:
     thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
 
 
+@dataclasses.dataclass
+class GradientCheckConfig:
+    enabled: bool = True
+    n_samples: int = 4
+    n_entries: int = 10
+    step: float = 1e-5
+    threshold: float = 1e-4
+
+
+@dataclasses.dataclass
+class InitLossCheckConfig:
+    enabled: bool = True
+    n_inits: int = 3
+    n_samples: int = 256
+    tolerance: float = 0.1
+
+
+@dataclasses.dataclass
+class OverfitCheckConfig:
+    enabled: bool = True
+    n_samples: int = 10
+    max_steps: int = 300
+    lr: float = 0.01
+    loss_threshold: float = 0.01
+
+
+@dataclasses.dataclass
+class PreflightConfig:
+    seed: int = 0
+    cache: bool = True
+    ignore: list[str] = dataclasses.field(default_factory=lambda: ["model.dropout"])
+    stop_on_unfixable: bool = True
+    gradient: GradientCheckConfig = dataclasses.field(default_factory=GradientCheckConfig)
+    init_loss: InitLossCheckConfig = dataclasses.field(default_factory=InitLossCheckConfig)
+    overfit: OverfitCheckConfig = dataclasses.field(default_factory=OverfitCheckConfig)
+
+
 _SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "monitor": MonitorConfig,
-            "vault": VaultConfig}
+            "vault": VaultConfig, "preflight": PreflightConfig}
 # Thresholds that are shares of something, hence at most 1.
 _FRACTIONS = ("slow_progress", "oscillation_fraction", "dead_relu", "saturation")
 
@@ -91,7 +129,8 @@ def _typed(name: str, node: Any) -> Any:
     try:
         return OmegaConf.merge(OmegaConf.structured(_SCHEMAS[name]), node)
     except OmegaConfBaseException as exc:
-        key = f"{name}.{exc.key}" if getattr(exc, "key", None) else name
+        key = getattr(exc, "full_key", None) or (f"{name}.{exc.key}" if getattr(exc, "key", None) else name)
+        key = key if key.startswith(f"{name}.") or key == name else f"{name}.{key}"
         allowed = [f.name for f in dataclasses.fields(_SCHEMAS[name])]
         raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc} (keys of {name}: {allowed})") from None
 
@@ -144,6 +183,7 @@ def validate_structure(cfg: DictConfig) -> None:
     vault = _typed("vault", cfg.vault) if "vault" in cfg else OmegaConf.structured(VaultConfig)
     _require(vault.final_model in FINAL_MODELS,
              f"vault.final_model must be one of {list(FINAL_MODELS)}, got {vault.final_model!r}")
+    _validate_preflight(cfg)
     _require(sweep.n_trials >= 1, f"sweep.n_trials must be >= 1, got {sweep.n_trials}")
     _require(sweep.metric in METRICS, f"sweep.metric must be one of {sorted(METRICS)}, got {sweep.metric!r}")
     _require(sweep.direction in DIRECTIONS, f"sweep.direction must be one of {list(DIRECTIONS)}, got {sweep.direction!r}")
@@ -189,3 +229,23 @@ def validate_structure(cfg: DictConfig) -> None:
         split.val_fraction + split.test_fraction < 1.0,
         f"split.val_fraction + split.test_fraction must be < 1, got {split.val_fraction + split.test_fraction}",
     )
+
+
+def preflight_config(cfg: DictConfig) -> DictConfig:
+    """The typed ``preflight`` node of ``cfg``, with the defaults where it has none (older studies)."""
+    return _typed("preflight", cfg.get("preflight") or {})
+
+
+def _validate_preflight(cfg: DictConfig) -> None:
+    pf = preflight_config(cfg)
+    for check, keys in (("gradient", ("n_samples", "n_entries")), ("init_loss", ("n_inits", "n_samples")),
+                        ("overfit", ("n_samples", "max_steps"))):
+        for key in keys:
+            _require(pf[check][key] >= 1, f"preflight.{check}.{key} must be >= 1, got {pf[check][key]}")
+    for key, value in (("gradient.threshold", pf.gradient.threshold), ("init_loss.tolerance", pf.init_loss.tolerance),
+                       ("overfit.lr", pf.overfit.lr), ("overfit.loss_threshold", pf.overfit.loss_threshold)):
+        _require(value > 0, f"preflight.{key} must be > 0, got {value}")
+    _require(0 < pf.gradient.step <= 1e-2, f"preflight.gradient.step must be in (0, 0.01], got {pf.gradient.step}")
+    _require(pf.init_loss.tolerance < 1, f"preflight.init_loss.tolerance must be < 1, got {pf.init_loss.tolerance}")
+    bad = [key for key in pf.ignore if not key.startswith("model.")]
+    _require(not bad, f"preflight.ignore may list model.* keys only (what the checks build), got {bad}")

@@ -12,11 +12,12 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps._experiment import Dataset, Experiment
 from sweeps._export import export_study
 from sweeps._objective import Objective
+from sweeps._preflight import EXIT_UNFIXABLE, StopOnUnfixable
 from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
 from sweeps._study import FINISHED, count_trials, end_reason, open_study
 from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
-__all__ = ["run", "run_trials", "storage_for", "EXIT_OK", "EXIT_FAILURES", "EXIT_RECYCLE"]
+__all__ = ["run", "run_trials", "storage_for", "EXIT_OK", "EXIT_FAILURES", "EXIT_RECYCLE", "EXIT_UNFIXABLE"]
 
 EXIT_OK, EXIT_FAILURES = 0, 1
 EXIT_RECYCLE = 75  # a worker that ran its trials_per_worker and wants to be replaced
@@ -89,15 +90,16 @@ def run_trials(exp: Experiment, dataset: Dataset, study: optuna.Study, max_trial
     runs here. Used in-process for one worker and in each worker process for several.
 
     Returns:
-        EXIT_OK, EXIT_FAILURES (failure rate exceeded) or EXIT_RECYCLE (ran ``max_trials``).
+        EXIT_OK, EXIT_FAILURES (failure rate exceeded), EXIT_UNFIXABLE (a preflight failure no
+        searched key can fix) or EXIT_RECYCLE (ran ``max_trials``).
     """
     sweep = exp.cfg.sweep
     objective = Objective(exp, dataset.train_val())
-    failure_rate = _FailureRate(sweep.max_failure_rate)
-    callbacks = [_Progress(sweep.n_trials, sweep.metric, prefix), failure_rate]
+    failure_rate, unfixable = _FailureRate(sweep.max_failure_rate), StopOnUnfixable()
+    callbacks = [_Progress(sweep.n_trials, sweep.metric, prefix), failure_rate, unfixable]
     deadline = None if sweep.timeout is None else time.monotonic() + sweep.timeout
     n_ran = 0
-    while not failure_rate.tripped:
+    while not (failure_rate.tripped or unfixable.tripped):
         if deadline is not None and time.monotonic() > deadline:
             _say(f"{prefix}stopping: sweep.timeout={sweep.timeout}s reached")
             break
@@ -112,6 +114,8 @@ def run_trials(exp: Experiment, dataset: Dataset, study: optuna.Study, max_trial
             continue
         study.optimize(objective, n_trials=1, catch=(Exception,), callbacks=callbacks)
         n_ran += 1
+    if unfixable.tripped:
+        return EXIT_UNFIXABLE
     return EXIT_FAILURES if failure_rate.tripped else EXIT_OK
 
 
@@ -119,7 +123,8 @@ def run(exp: Experiment, dataset: Dataset) -> int:
     """Runs the experiment's study up to ``sweep.n_trials`` finished trials and exports it.
 
     Returns:
-        The process exit code: 0, or 1 when the failure rate stopped the sweep.
+        The process exit code: 0, 1 when the failure rate stopped the sweep, 3 when a preflight
+        failure that no searched key can fix did.
     """
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)

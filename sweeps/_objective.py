@@ -15,6 +15,7 @@ from sweeps._build import train, trial_seed
 from sweeps._experiment import Experiment
 from sweeps._monitor import make_monitor
 from sweeps._report import report_trial
+from sweeps._preflight import PreflightFailed, preflight
 
 __all__ = ["Objective"]
 
@@ -90,6 +91,11 @@ class Objective:
                 report_trial(trial, monitor, cfg, error)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
+        try:
+            preflight(trial, self.experiment, cfg, self.data)
+        except PreflightFailed:
+            trial.set_user_attr("end_reason", "failed: preflight")
+            raise
         # The monitor goes first: it sees every epoch, also the one the pruner stops at.
         callbacks = [monitor] if monitor is not None else []
         try:

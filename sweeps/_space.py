@@ -41,7 +41,8 @@ from sweeps._errors import ConfigError
 
 __all__ = ["Param", "GroupChoice", "SearchSpace", "compile_space", "config_for"]
 
-FROZEN_PREFIXES = ("data", "split", "sweep", "monitor", "search", "provenance", "vault", "stages", "lr_range_test")
+FROZEN_PREFIXES = ("data", "split", "sweep", "monitor", "preflight", "search", "provenance", "vault", "stages",
+                   "lr_range_test")
 _KEYS = {
     "float": {"type", "low", "high", "log", "step"},
     "int": {"type", "low", "high", "log", "step"},

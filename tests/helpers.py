@@ -46,3 +46,35 @@ def subprocess_env() -> dict:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([root, *filter(None, [env.get("PYTHONPATH")])])
     return env
+
+
+class _LinearFn(torch.autograd.Function):
+    """``x @ w.T + b`` with a hand-written backward whose weight gradient is scaled by ``factor``."""
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, factor):
+        ctx.save_for_backward(x, weight)
+        ctx.factor = factor
+        return x @ weight.t() + bias
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        return grad_out @ weight, ctx.factor * grad_out.t() @ x, grad_out.sum(0), None
+
+
+class BrokenBackward(nn.Module):
+    """A one-hidden-layer net whose custom hidden layer's weight gradient is scaled by ``factor``
+    (1.0 is correct). Accepts the mlp config's keys so that only ``_target_`` needs overriding."""
+
+    def __init__(self, in_shape, n_classes, width=16, depth=1, dropout=0.0, activation="tanh", factor=-1.0):
+        super().__init__()
+        n_in = int(np.prod(in_shape))
+        self.hidden_weight = nn.Parameter(torch.randn(width, n_in) / np.sqrt(n_in))
+        self.hidden_bias = nn.Parameter(torch.zeros(width))
+        self.out = nn.Linear(width, n_classes)
+        self.factor = factor
+
+    def forward(self, x):
+        h = _LinearFn.apply(x.flatten(1), self.hidden_weight, self.hidden_bias, self.factor)
+        return self.out(torch.tanh(h))
