@@ -87,7 +87,8 @@ class Objective:
             error = exc
             raise
         finally:
-            if monitor is not None:
+            # A trial stopped by its preflight never trained: the preflight's own note stands.
+            if monitor is not None and not isinstance(error, PreflightFailed):
                 report_trial(trial, monitor, cfg, error)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:

@@ -17,7 +17,7 @@ import optuna
 import torch
 from omegaconf import DictConfig
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna_dashboard import save_note
+from optuna_dashboard import get_note, save_note
 
 from practices.monitor import Diagnosis, Monitor
 from sweeps._config import monitor_config
@@ -77,12 +77,19 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
     # The dashboard serves a trial's artifacts at /artifacts/<study id>/<trial id>/<artifact id>;
     # Optuna's own upload_artifact keys them by the same storage ids.
     url = f"/artifacts/{trial.study._study_id}/{trial._trial_id}/"
+    # The preflight wrote its own note before training (checks, cache origin, the parameter concerned):
+    # the report keeps it as its preflight section.
+    previous = get_note(trial) or ""
+    preflight_note = previous if previous.startswith(_PREFLIGHT_HEADING) else None
     note = render_note(trial.number, monitor, diagnoses, _outcome(trial, monitor, error), trial.user_attrs,
-                       [(name, url + artifact_id) for name, artifact_id in artifacts])
+                       [(name, url + artifact_id) for name, artifact_id in artifacts], preflight_note)
     save_note(trial, note)
     if settings.print_diagnoses:
         for d in diagnoses:
             print(f"  trial {trial.number}: {d.code}: {d.summary}", flush=True)
+
+
+_PREFLIGHT_HEADING = "## Preflight"
 
 
 def _outcome(trial: optuna.Trial, monitor: Monitor, error: BaseException | None) -> str:
@@ -118,6 +125,7 @@ def render_note(
     outcome: str,
     user_attrs: Mapping[str, Any],
     artifacts: list[tuple[str, str]],
+    preflight_note: str | None = None,
 ) -> str:
     """The trial's note (markdown): outcome, preflight, diagnoses with numbers and advice, best
     epoch, per-layer medians and links to the artifacts."""
@@ -126,7 +134,9 @@ def render_note(
         lines += [f"Best epoch: **{monitor.best_epoch}** ({monitor.metric} = {monitor.best_value:.4f}); "
                   f"initial training loss {_number(monitor.initial_loss)}.", ""]
     rows = preflight_rows(user_attrs)
-    if rows:
+    if preflight_note:
+        lines += ["#" + preflight_note.strip(), ""]
+    elif rows:
         lines += ["### Preflight", "", "| check | result | value | threshold |", "|---|---|---|---|"]
         lines += [f"| {name} | {'passed' if passed else 'FAILED' if passed is not None else ''} | {_number(value)} "
                   f"| {_number(threshold)} |" for name, passed, value, threshold in rows]

@@ -2,7 +2,8 @@
 
 from sweeps.__main__ import main
 
-BASE = ["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1"]
+# vault.auto_open=false: the resume extends the study, which an opened vault would refuse.
+BASE = ["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1", "vault.auto_open=false"]
 
 
 def test_resume_accepts_another_monitor_view_and_refuses_other_early_stopping(in_tmp, capsys):

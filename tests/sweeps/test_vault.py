@@ -28,7 +28,8 @@ from tests.helpers import subprocess_env
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=2",
          "trainer.batch_size=32", "trainer.num_threads=1", "sweep.n_trials=3", "sweep.sampler=random",
-         "sweep.pruner=none", "+search.optimizer.lr={type:float,low:0.01,high:0.2}"]
+         "sweep.pruner=none", "+search.optimizer.lr={type:float,low:0.01,high:0.2}",
+         "preflight=off"]  # the blobs are not normalized: a width-8 MLP fails the loss-at-init check on them
 STORAGE = "sqlite:///sweeps.db"
 
 
@@ -216,7 +217,7 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
     cfg = exp.config(best.params)
     untrained = build(cfg, dataset.in_shape, dataset.n_classes, seed=123).model  # tells a checkpoint from a retrain
     torch.save(untrained.state_dict(), in_tmp / "best.pt")
-    (in_tmp / "sweeps_artifacts").mkdir()  # where sweeps._storage.artifact_dir puts it for sweeps.db
+    (in_tmp / "sweeps_artifacts").mkdir(exist_ok=True)  # where sweeps._storage.artifact_dir puts it for sweeps.db
     store = optuna.artifacts.FileSystemArtifactStore(in_tmp / "sweeps_artifacts")
     artifact_id = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(in_tmp / "best.pt"),
                                                    study_or_trial=study)
@@ -232,8 +233,16 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
     assert result["test"] == {"test_accuracy": accuracy, "test_loss": loss}
 
 
-def test_checkpoint_option_falls_back_to_retrain_without_a_saved_checkpoint(in_tmp, capsys):
+def test_checkpoint_final_model_uses_the_monitors_checkpoint_of_the_best_trial(in_tmp, capsys):
     assert main([*SMALL, "vault.final_model=checkpoint"]) == 0
+    best = _study().best_trial
+    result = _study().user_attrs["vault.result"]
+    assert result["final_model"] == "checkpoint"
+    assert result["artifact_id"] == best.user_attrs["artifact.best_checkpoint"]
+
+
+def test_checkpoint_option_falls_back_to_retrain_without_a_saved_checkpoint(in_tmp, capsys):
+    assert main([*SMALL, "vault.final_model=checkpoint", "monitor.checkpoints=none"]) == 0
     assert "has no saved checkpoint (user attr artifact.best_checkpoint" in capsys.readouterr().out
     assert _study().user_attrs["vault.result"]["final_model"] == "retrain"
 
