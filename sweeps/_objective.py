@@ -100,7 +100,7 @@ class Objective:
         # The monitor goes first: it sees every epoch, also the one the pruner stops at.
         callbacks = [monitor] if monitor is not None else []
         try:
-            result, _ = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
+            result, built = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
         except (Diverged, NonFiniteLossError) as exc:
             if monitor is None:
                 trial.set_user_attr("end_reason", "failed: non-finite")
@@ -119,6 +119,7 @@ class Objective:
             trial.set_user_attr("end_reason", "failed: exception")
             trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS])
             raise
+        trial.set_user_attr("device", str(built.device))
         trial.set_user_attr("best_epoch", result.best_epoch)
         trial.set_user_attr("epochs_run", result.epochs_run)
         trial.set_user_attr("end_reason", "completed")
