@@ -50,6 +50,11 @@ def _duplicate_of(trial: optuna.Trial, params: dict[str, Any]) -> int | None:
     return None
 
 
+def _record_exception(trial: optuna.Trial, exc: Exception) -> None:
+    trial.set_user_attr("end_reason", "failed: exception")
+    trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS])
+
+
 class Objective:
     """The function ``study.optimize`` calls once per trial.
 
@@ -97,6 +102,9 @@ class Objective:
         except PreflightFailed:
             trial.set_user_attr("end_reason", "failed: preflight")
             raise
+        except Exception as exc:  # the model itself is broken: record it as any failing trial
+            _record_exception(trial, exc)
+            raise
         # The monitor goes first: it sees every epoch, also the one the pruner stops at.
         callbacks = [monitor] if monitor is not None else []
         try:
@@ -116,8 +124,7 @@ class Objective:
         except optuna.TrialPruned:
             raise
         except Exception as exc:
-            trial.set_user_attr("end_reason", "failed: exception")
-            trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS])
+            _record_exception(trial, exc)
             raise
         trial.set_user_attr("device", str(built.device))
         trial.set_user_attr("best_epoch", result.best_epoch)
