@@ -103,6 +103,9 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
     with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
         code = main(job["overrides"])
     main_s = time.perf_counter() - started
+    if job.get("budget_epochs") is not None and METER.n_trials == 0:
+        raise RuntimeError("the epoch budget was never checked: sweeps._driver no longer builds its Objective "
+                           "by that name; adapt benchmarks._jobs._install_meter")
     result = {"code": code, "main_s": main_s, "loop_s": METER.loop_s, "train_s": METER.train_s,
               "vault_s": METER.vault_s, "n_trials": METER.n_trials}
     if job.get("storage"):

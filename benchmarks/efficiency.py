@@ -88,7 +88,7 @@ def run_hos(python: Path, seed: int, budget: int, max_epochs: int, folder: Path)
     with open(run_dir / "hydra.log", "w") as log:
         subprocess.run(command, cwd=run_dir, env=env(), stdout=log, stderr=subprocess.STDOUT, check=True)
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    return [{"values": r["values"], "epochs": len(r["values"]) + int(r["failed"])} for r in sorted(rows, key=lambda r: r["job"])]
+    return [{"values": r["values"], "epochs": r["epochs"]} for r in sorted(rows, key=lambda r: r["job"])]
 
 
 def best_so_far(trials: list[dict[str, Any]], budget: int) -> list[float]:

@@ -3,7 +3,7 @@
 Runs in the harness's own virtual environment (optuna<3, SQLAlchemy<2), importing this project's
 ``practices`` package through PYTHONPATH: the same data, split, model, optimizer, schedules and
 training loop as a sweeps trial. The sweeper cannot prune, so every trial trains ``bench.max_epochs``
-epochs; each appends its per-epoch validation accuracy to ``bench.out``.
+epochs; each appends its per-epoch validation accuracy and the epochs it trained to ``bench.out``.
 
     python benchmarks/hos/app.py -m hydra.sweeper.n_trials=12 bench.seed=0 bench.out=/tmp/t.jsonl
 """
@@ -68,16 +68,19 @@ def main(cfg: DictConfig) -> float:
     opt = cfg.optimizer
     optimizer = torch.optim.SGD(model.parameters(), lr=opt.lr, momentum=opt.momentum, weight_decay=opt.weight_decay)
     history = _History()
-    failed = False
+    failed, epochs = False, cfg.bench.max_epochs
     try:
         result = fit(model, optimizer, _schedule(cfg, optimizer), data, max_epochs=cfg.bench.max_epochs,
                      batch_size=cfg.trainer.batch_size, seed=seed, callbacks=[history])
         value = result.best_value
-    except NonFiniteLossError:
-        # The sweeper stops the whole multirun on an exception; a diverged trial scores its best so far.
+        epochs = result.epochs_run
+    except (NonFiniteLossError, ValueError) as exc:
+        # The sweeper ends the whole multirun on an exception; a diverged trial (or a schedule its
+        # sampled keys cannot build) scores its best so far, as a failed sweeps trial costs its epochs.
         failed, value = True, max(history.values, default=0.0)
+        epochs = exc.epoch if isinstance(exc, NonFiniteLossError) else len(history.values)
     with open(cfg.bench.out, "a") as out:
-        out.write(json.dumps({"job": job, "values": history.values, "failed": failed}) + "\n")
+        out.write(json.dumps({"job": job, "values": history.values, "epochs": epochs, "failed": failed}) + "\n")
     return value
 
 

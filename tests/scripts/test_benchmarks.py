@@ -85,3 +85,31 @@ def test_skipped_and_missing_sections_say_so(written):
     assert "Skipped in this run (--skip workers)." in text
     assert "hydra-optuna-sweeper: skipped in this run (--skip hos)." in text
     assert "## 3. Preflight cost" in text
+
+
+def test_best_so_far_counts_every_epoch_and_cuts_at_the_budget():
+    from benchmarks.efficiency import best_so_far, epochs_to
+
+    trials = [{"values": [0.5, 0.7], "epochs": 2},       # a full trial
+              {"values": [0.6], "epochs": 1},            # pruned after one epoch
+              {"values": [0.8], "epochs": 2},            # diverged in its second epoch: counted, no value
+              {"values": [0.9, 0.95, 0.99], "epochs": 3}]
+    curve = best_so_far(trials, budget=7)
+    assert curve == [0.5, 0.7, 0.7, 0.8, 0.8, 0.9, 0.95]
+    assert epochs_to(curve, 0.8) == 4
+    assert epochs_to(curve, 0.99) is None  # reached only after the budget
+    assert best_so_far(trials[:1], budget=4) == [0.5, 0.7, 0.7, 0.7]  # a shorter run keeps its best
+
+
+def test_ratio_marks_a_baseline_that_missed_the_target_as_a_lower_bound():
+    from benchmarks.efficiency import _ratio_row
+
+    row = _ratio_row("random", theirs=[100, None, 50], ours=[50, 100, None], budget=300)
+    assert row == ["random", "2.00", "2.50", "3.00", "2.00, >=3.00, sweeps missed"]
+
+
+def test_spread_is_min_median_max():
+    from benchmarks._tables import spread
+
+    assert spread([3.0, 1.0, 2.0, 10.0], "{:.1f}") == ["1.0", "2.5", "10.0"]
+    assert spread([]) == ["-", "-", "-"]
