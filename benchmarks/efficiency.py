@@ -148,14 +148,15 @@ def plot(curves: dict[str, list[list[float]]], target: float, path: Path) -> Non
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for method, runs in curves.items():
+    # Distinct styles: ours and random search share their first (random) samples, so lines overlap.
+    styles = [{"linewidth": 2.4}, {"linestyle": "--", "linewidth": 1.6}, {"linestyle": ":", "linewidth": 1.8}]
+    for (method, runs), style in zip(curves.items(), styles):
         x = range(1, len(runs[0]) + 1)
         columns = list(zip(*runs))
-        ax.plot(x, [statistics.median(c) for c in columns], label=f"{method} (median of {len(runs)} seeds)")
-        ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], alpha=0.2)
+        ax.plot(x, [statistics.median(c) for c in columns], label=f"{method} (median of {len(runs)} seeds)", **style)
+        ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], alpha=0.15)
     ax.axhline(target, color="grey", linestyle="--", linewidth=1, label=f"target {target}")
-    low = min(min(min(r[len(r) // 10 :]) for r in runs) for runs in curves.values())
-    ax.set_ylim(max(0.0, min(low, target) - 0.02), 1.0)
+    ax.set_ylim(max(0.0, target - 0.1), 1.0)  # the race is near the top; early epochs fall below
     ax.set_xlabel("cumulative training epochs")
     ax.set_ylabel("best validation accuracy so far")
     ax.set_title("digits_cnn search space: sample efficiency")
