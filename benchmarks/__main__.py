@@ -30,7 +30,8 @@ NOT_AVAILABLE = "Not available in this checkout"
 
 def _args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md", help="the Markdown file; PNGs go beside it")
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "benchmarks.md",
+                        help="the Markdown file; PNGs go beside it")
     parser.add_argument("--quick", action="store_true", help="tiny budgets (smoke test): figures meaningless")
     parser.add_argument("--skip", default="", help=f"comma-separated sections to leave out: {','.join(SECTIONS)}")
     parser.add_argument("--repeats", type=int, default=3, help="repeats of each timed comparison")
@@ -82,9 +83,9 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
     loop_fraction = [(r["loop_s"] - r["train_s"]) / r["loop_s"] for r in ours]
     bare_fraction = [(r["wall_s"] - r["train_s"]) / r["wall_s"] for r in bare]
     lines = [
-        f"digits_cnn's search space, {args.overhead_trials} trials of {args.overhead_epochs} epochs, no pruning, one torch "
-        f"thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and a bare "
-        f"`study.optimize` loop that suggests the same parameters by hand and calls the same `practices.train.fit`, "
+        f"digits_cnn's search space, {args.overhead_trials} trials of {args.overhead_epochs} epochs, no pruning, "
+        "one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
+        "a bare `study.optimize` loop that suggests the same parameters by hand and calls the same `practices.train.fit`, "
         f"with the same TPE settings; {args.repeats} repeats, alternating. Training time is model build plus `fit` in "
         f"both. Interpreter start-up and imports, not in the sweep figures: {results['imports_s']:.1f} s.",
         "",
@@ -144,7 +145,8 @@ def preflight(args: argparse.Namespace, folder: Path) -> list[str]:
     if "off" in options and len(options) > 1:
         lines += _preflight_sweeps(args, folder, options)
     else:
-        lines += [f"Sweeps with and without preflight: {NOT_AVAILABLE.lower()} (no conf/preflight/ with an `off` option)."]
+        lines += [f"Sweeps with and without preflight: {NOT_AVAILABLE.lower()} "
+                  "(no conf/preflight/ with an `off` option)."]
     return lines + _external("bench_preflight.py", args, folder)
 
 
@@ -170,7 +172,8 @@ def _preflight_sweeps(args: argparse.Namespace, folder: Path, options: list[str]
     lines = [f"digits_cnn, {args.preflight_trials} trials of {args.overhead_epochs} epochs per run, each `preflight` "
              f"option of conf/preflight/, {args.repeats} repeats interleaved. Preflight share: (run wall per trial - "
              "the same with preflight=off) / run wall per trial.", ""]
-    return lines + table(["preflight", "wall per trial (s): min", "median", "max", "preflight share: min", "median", "max"], rows)
+    header = ["preflight", "wall per trial (s): min", "median", "max", "preflight share: min", "median", "max"]
+    return lines + table(header, rows)
 
 
 def _external(script: str, args: argparse.Namespace, folder: Path) -> list[str]:
@@ -204,8 +207,8 @@ def sample_efficiency(args: argparse.Namespace, folder: Path) -> list[str]:
     png = args.out.with_name(args.out.stem + "_efficiency.png")
     efficiency.plot(measured["curves"], args.target, png)
     lines = [
-        f"digits_cnn's search space, {args.max_epochs} epochs per full trial, a budget of {args.budget_epochs} training "
-        f"epochs per method and seed, seeds 0-{args.seeds - 1}, one torch thread. Ours and random search run "
+        f"digits_cnn's search space, {args.max_epochs} epochs per full trial, a budget of {args.budget_epochs} "
+        f"training epochs per method and seed, seeds 0-{args.seeds - 1}, one torch thread. Ours and random search run "
         "through `python -m sweeps` (interleaved per seed), hydra-optuna-sweeper through Hydra multirun "
         f"(`benchmarks/hos/app.py`; the same data split, model, optimizer, schedules and `practices.train.fit`; "
         "its search space is flat, since the sweeper has no conditional parameters). Every epoch's validation "
@@ -245,7 +248,8 @@ SECTION_FUNCTIONS: list[tuple[str, str, Callable[[argparse.Namespace, Path], lis
 
 def _header(args: argparse.Namespace, argv: list[str]) -> list[str]:
     versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("torch", "optuna", "hydra-core", "pandas"))
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    commit = git.stdout.strip()
     return [
         "# Benchmarks",
         "",
@@ -284,7 +288,8 @@ def main(argv: list[str] | None = None) -> int:
             _say(f"benchmark {key} ...")
             lines += function(args, folder)
             seconds = time.perf_counter() - started
-            lines += ["", f"_Section time {seconds:.0f} s; load average (1/5/15 min) {before} before, {load()} after._", ""]
+            lines += ["", f"_Section time {seconds:.0f} s; load average (1/5/15 min) {before} before, "
+                      f"{load()} after._", ""]
             _say(f"benchmark {key}: {seconds:.0f} s")
     args.out.write_text("\n".join(lines).rstrip() + "\n")
     _say(f"wrote {args.out}")

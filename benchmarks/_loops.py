@@ -58,7 +58,8 @@ def hand_loop(data: TrainVal, epochs: int, batch_size: int, seed: int) -> float:
 
 def practices_fit(data: TrainVal, epochs: int, batch_size: int, seed: int) -> float:
     model, optimizer = _model(data, seed)
-    return fit(model, optimizer, constant(optimizer), data, max_epochs=epochs, batch_size=batch_size, seed=seed).best_value
+    result = fit(model, optimizer, constant(optimizer), data, max_epochs=epochs, batch_size=batch_size, seed=seed)
+    return result.best_value
 
 
 def _monitor_options() -> list[str | None]:

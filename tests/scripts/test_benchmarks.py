@@ -25,7 +25,8 @@ def _sections(text: str) -> dict[str, list[list[str]]]:
             out[title] = []
         elif line.startswith("| ") and title:
             out[title].append([c.strip() for c in line.strip("|").split("|")])
-    return {t: [r for r in rows if not r[0] in {"figure", "loop", "method", "baseline", "preflight"}] for t, rows in out.items()}
+    headers = {"figure", "loop", "method", "baseline", "preflight"}
+    return {t: [r for r in rows if r[0] not in headers] for t, rows in out.items()}
 
 
 def _numbers(row: list[str]) -> list[float]:
