@@ -85,7 +85,8 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
     lines = [
         f"digits_cnn's search space, {args.overhead_trials} trials of {args.overhead_epochs} epochs, no pruning, "
         "one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
-        "a bare `study.optimize` loop that suggests the same parameters by hand and calls the same `practices.train.fit`, "
+        "a bare `study.optimize` loop that suggests the same parameters by hand and calls the same "
+        "`practices.train.fit`, "
         f"with the same TPE settings; {args.repeats} repeats, alternating. Training time is model build plus `fit` in "
         f"both. Interpreter start-up and imports, not in the sweep figures: {results['imports_s']:.1f} s.",
         "",
