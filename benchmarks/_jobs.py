@@ -1,0 +1,147 @@
+"""Runs benchmark jobs in one process, in the order given, and writes their measurements as JSON.
+
+    python -m benchmarks._jobs JOBS.json OUT.json
+
+The harness starts this once per section, so that the interpreter and its imports (several seconds
+here) are paid once and the jobs of the compared variants interleave in one process. Job kinds:
+
+- ``sweep``: ``python -m sweeps`` (``sweeps.__main__.main``) with the given overrides. The trial
+  loop, the time inside trial training and the vault opening are timed by wrapping the driver's own
+  functions; with ``budget_epochs`` the sweep stops after the trial that reaches that many epochs.
+- ``bare``: a plain Optuna loop on digits_cnn's search space calling ``practices.train.fit``.
+- ``throughput``: samples per second of several training loops on one model and data.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+class _Meter:
+    """What the wrapped driver functions measured during one sweep job."""
+
+    def __init__(self) -> None:
+        self.reset(None)
+
+    def reset(self, budget_epochs: int | None) -> None:
+        self.budget_epochs, self.epochs = budget_epochs, 0
+        self.train_s = self.loop_s = self.vault_s = 0.0
+        self.n_trials = 0
+
+    def after_trial(self, exp: Any, trial: Any) -> None:
+        self.n_trials += 1
+        if self.budget_epochs is None:
+            return
+        frozen = trial.study._storage.get_trial(trial._trial_id)  # cheap: one trial, not the study
+        self.epochs += trial_epochs(frozen)
+        if self.epochs >= self.budget_epochs:
+            # run_trials reads sweep.n_trials before each trial: 0 ends the loop as a full study would.
+            exp.cfg.sweep.n_trials = 0
+
+
+METER = _Meter()
+
+
+def trial_epochs(frozen: Any) -> int:
+    """Epochs a finished trial trained: one per reported value, plus the epoch that diverged."""
+    return len(frozen.intermediate_values) + (1 if frozen.user_attrs.get("fail_epoch") else 0)
+
+
+def _timed(function: Any, field: str) -> Any:
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            setattr(METER, field, getattr(METER, field) + time.perf_counter() - started)
+
+    return wrapper
+
+
+def _install_meter() -> None:
+    """Wraps the driver's trial loop, trial training and vault opening with timers."""
+    import sweeps._driver as driver
+    import sweeps._objective as objective
+
+    objective.train = _timed(objective.train, "train_s")
+    driver.run_trials = _timed(driver.run_trials, "loop_s")
+    driver.open_when_due = _timed(driver.open_when_due, "vault_s")
+
+    class MeteredObjective(driver.Objective):
+        def __call__(self, trial: Any) -> float:
+            try:
+                return super().__call__(trial)
+            finally:
+                METER.after_trial(self.experiment, trial)
+
+    driver.Objective = MeteredObjective
+
+
+def _study_trials(storage: str) -> list[dict[str, Any]]:
+    """Each trial of the one study in ``storage``, in order: its per-epoch values and epochs."""
+    import optuna
+
+    summary = optuna.get_all_study_summaries(storage)[0]
+    study = optuna.load_study(study_name=summary.study_name, storage=storage)
+    out = []
+    for t in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
+        values = [t.intermediate_values[k] for k in sorted(t.intermediate_values)]
+        out.append({"number": t.number, "state": t.state.name, "values": values, "epochs": trial_epochs(t)})
+    return out
+
+
+def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
+    from sweeps.__main__ import main
+
+    METER.reset(job.get("budget_epochs"))
+    log = Path(job["folder"]) / "sweep.log"
+    started = time.perf_counter()
+    with open(log, "a") as out, contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
+        code = main(job["overrides"])
+    main_s = time.perf_counter() - started
+    if job.get("budget_epochs") is not None and METER.n_trials == 0:
+        raise RuntimeError("the epoch budget was never checked: sweeps._driver no longer builds its Objective "
+                           "by that name; adapt benchmarks._jobs._install_meter")
+    result = {"code": code, "main_s": main_s, "loop_s": METER.loop_s, "train_s": METER.train_s,
+              "vault_s": METER.vault_s, "n_trials": METER.n_trials}
+    if job.get("storage"):
+        result["trials"] = _study_trials(job["storage"])
+    return result
+
+
+def run_bare(job: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks._bare import bare_loop
+
+    return bare_loop(job["storage"], job["n_trials"], job["max_epochs"], job["seed"])
+
+
+def run_throughput(job: dict[str, Any]) -> dict[str, Any]:
+    from benchmarks._loops import measure_throughput
+
+    return measure_throughput(job)
+
+
+RUNNERS = {"sweep": run_sweep, "bare": run_bare, "throughput": run_throughput}
+
+
+def main(jobs_path: str, out_path: str) -> None:
+    started = time.perf_counter()
+    import torch
+
+    import sweeps._experiment  # noqa: F401  (torch, optuna, hydra, scikit-learn: what a sweep imports)
+
+    _install_meter()
+    jobs = json.loads(Path(jobs_path).read_text())
+    results = {"imports_s": time.perf_counter() - started, "jobs": []}
+    for job in jobs:
+        torch.set_num_threads(job.get("num_threads", 1))
+        results["jobs"].append({"job": job, "result": RUNNERS[job["kind"]](job)})
+        Path(out_path).write_text(json.dumps(results))  # partial results survive a later failure
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:3])

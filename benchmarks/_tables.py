@@ -1,0 +1,53 @@
+"""Small helpers: min / median / max of repeats, Markdown tables, the child process that runs jobs."""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def spread(values: Sequence[float], fmt: str = "{:.2f}") -> list[str]:
+    """``[min, median, max]`` of ``values``, formatted; dashes where there are none."""
+    if not values:
+        return ["-", "-", "-"]
+    return [fmt.format(v) for v in (min(values), statistics.median(values), max(values))]
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    """A Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def env() -> dict[str, str]:
+    """The environment for a child process: this checkout first on PYTHONPATH."""
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1")
+
+
+def run_jobs(jobs: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
+    """Runs ``jobs`` in one child process (``benchmarks._jobs``), in order; returns its results.
+
+    Raises:
+        RuntimeError: the child failed; its log is named.
+    """
+    jobs_file, out_file, log = folder / "jobs.json", folder / "results.json", folder / "jobs.log"
+    jobs_file.write_text(json.dumps(jobs))
+    with open(log, "w") as out:
+        done = subprocess.run([sys.executable, "-m", "benchmarks._jobs", str(jobs_file), str(out_file)],
+                              cwd=folder, env=env(), stdout=out, stderr=subprocess.STDOUT)
+    if done.returncode != 0:
+        raise RuntimeError(f"benchmark jobs failed (exit {done.returncode}); see {log}:\n{log.read_text()[-3000:]}")
+    return json.loads(out_file.read_text())
+
+
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, as text."""
+    return "/".join(f"{v:.1f}" for v in os.getloadavg())
