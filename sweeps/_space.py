@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeps._errors import ConfigError
 
-__all__ = ["Param", "GroupChoice", "SearchSpace", "compile_space", "config_for"]
+__all__ = ["Param", "GroupChoice", "SearchSpace", "compile_space", "config_for", "flatten_search"]
 
 FROZEN_PREFIXES = ("data", "split", "sweep", "monitor", "preflight", "search", "provenance", "vault", "stages",
                    "lr_range_test")
@@ -175,7 +175,7 @@ def compile_space(search: Mapping[str, Any], base: DictConfig, options: Mapping[
     Raises:
         ConfigError: a key that does not exist, a bad range or an empty choice list.
     """
-    search = _flatten(search)
+    search = flatten_search(search)
     params: list[Param] = []
     groups: list[GroupChoice] = []
     searched_groups = {k for k, v in search.items() if isinstance(v, Mapping) and v.get("type") == "group"}
@@ -195,14 +195,14 @@ def compile_space(search: Mapping[str, Any], base: DictConfig, options: Mapping[
     return SearchSpace(tuple(params), tuple(groups))
 
 
-def _flatten(search: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+def flatten_search(search: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Nested mappings without a ``type`` key become dotted keys: ``{optimizer: {lr: spec}}`` is
     ``{"optimizer.lr": spec}``. Both forms may be mixed; the nested one can be overridden on the
     command line (``search.optimizer.lr.high=0.5``)."""
     flat: dict[str, Any] = {}
     for key, spec in search.items():
         if isinstance(spec, Mapping) and spec and "type" not in spec:
-            flat.update(_flatten(spec, f"{prefix}{key}."))
+            flat.update(flatten_search(spec, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = spec
     return flat

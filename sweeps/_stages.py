@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from sweeps._compose import Composed, compose_options
 from sweeps._errors import ConfigError
 from sweeps._experiment import Dataset, Experiment, check_builds, compile_experiment
+from sweeps._space import flatten_search
 
 __all__ = ["STAGE_KEYS", "Stage", "narrowed", "parse_stages", "stage_experiment", "stage_row", "stage_table", "translated_lr"]
 
@@ -109,16 +110,6 @@ def narrowed(spec: Mapping[str, Any], value: Any) -> dict[str, Any] | None:
     return {**spec, "low": new_low, "high": new_high}
 
 
-def _flat_search(search: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, spec in search.items():
-        if isinstance(spec, Mapping) and spec and "type" not in spec:
-            flat.update(_flat_search(spec, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = spec
-    return flat
-
-
 def stage_experiment(base: Experiment, stage: Stage, study_name: str, previous: tuple[Experiment, optuna.trial.FrozenTrial] | None) -> Experiment:
     """The experiment of one stage: the base config with the stage's optimizer, its search, and the
     previous stage's best non-optimizer settings fixed (or narrowed around)."""
@@ -129,7 +120,7 @@ def stage_experiment(base: Experiment, stage: Stage, study_name: str, previous: 
     if stage.optimizer and stage.optimizer != choices.get("optimizer"):
         cfg.optimizer = compose_options(composed, "optimizer", [stage.optimizer])[stage.optimizer]
         choices["optimizer"] = stage.optimizer
-    search = _flat_search(stage.search)
+    search = flatten_search(stage.search)
     if previous is not None:
         search.update(_carry(cfg, choices, stage, *previous))
     cfg.search = OmegaConf.create(search)
@@ -147,7 +138,7 @@ def _carry(cfg: DictConfig, choices: dict[str, str], stage: Stage, prev: Experim
         if group != "optimizer":
             cfg[group] = copy.deepcopy(prev.options[group][option])
             choices[group] = option
-    prev_specs = _flat_search(OmegaConf.to_container(prev.cfg.search, resolve=False) or {})
+    prev_specs = flatten_search(OmegaConf.to_container(prev.cfg.search, resolve=False) or {})
     extra: dict[str, Any] = {}
     for key, value in prev_values.items():
         if key.startswith("optimizer."):

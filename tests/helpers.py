@@ -48,7 +48,7 @@ def subprocess_env() -> dict:
     return env
 
 
-class _LinearFn(torch.autograd.Function):
+class ScaledBackwardLinear(torch.autograd.Function):
     """``x @ w.T + b`` with a hand-written backward whose weight gradient is scaled by ``factor``."""
 
     @staticmethod
@@ -76,5 +76,5 @@ class BrokenBackward(nn.Module):
         self.factor = factor
 
     def forward(self, x):
-        h = _LinearFn.apply(x.flatten(1), self.hidden_weight, self.hidden_bias, self.factor)
+        h = ScaledBackwardLinear.apply(x.flatten(1), self.hidden_weight, self.hidden_bias, self.factor)
         return self.out(torch.tanh(h))

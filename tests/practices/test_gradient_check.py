@@ -9,21 +9,7 @@ from torch import nn
 from practices.checks import gradient_check
 from practices.data import load_digits
 from practices.models import CNN, MLP
-
-
-class _LinearFn(torch.autograd.Function):
-    """``x @ w.T + b`` with a hand-written backward whose weight gradient is scaled by ``factor``."""
-
-    @staticmethod
-    def forward(ctx, x, weight, bias, factor):
-        ctx.save_for_backward(x, weight)
-        ctx.factor = factor
-        return x @ weight.t() + bias
-
-    @staticmethod
-    def backward(ctx, grad_out):
-        x, weight = ctx.saved_tensors
-        return grad_out @ weight, ctx.factor * grad_out.t() @ x, grad_out.sum(0), None
+from tests.helpers import ScaledBackwardLinear
 
 
 class CustomLinear(nn.Module):
@@ -34,7 +20,7 @@ class CustomLinear(nn.Module):
         self.factor = factor
 
     def forward(self, x):
-        return _LinearFn.apply(x, self.weight, self.bias, self.factor)
+        return ScaledBackwardLinear.apply(x, self.weight, self.bias, self.factor)
 
 
 class CustomNet(nn.Module):

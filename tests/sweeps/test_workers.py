@@ -15,14 +15,14 @@ from optuna.trial import TrialState
 from sweeps._storage import open_storage
 from sweeps._study import count_trials, end_reason
 from sweeps.__main__ import main
-from tests.conftest import sweeps_env
+from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
 FAST = ["+experiment=quickstart", "trainer.max_epochs=2", "model.hidden=16"]
 
 
 def _sweep(*args, cwd):
-    return subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=cwd, env=sweeps_env(),
+    return subprocess.Popen([sys.executable, "-m", "sweeps", *args], cwd=cwd, env=subprocess_env(),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -166,7 +166,7 @@ def test_worker_memory_stays_flat_over_50_trials(in_tmp):
     (in_tmp / "memory.py").write_text(MEMORY_SCRIPT)
     proc = subprocess.run([sys.executable, "memory.py", "model=mlp", "model.width=1024", "trainer.max_epochs=1",
                            "sweep.pruner=none", "monitor.plots=false", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"],
-                          cwd=in_tmp, env=sweeps_env(), capture_output=True, text=True, timeout=600)
+                          cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rss = json.loads(proc.stdout.strip().splitlines()[-1])
     assert len(rss) == 50
