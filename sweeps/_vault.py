@@ -338,6 +338,12 @@ def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: 
     except VaultBusy:
         say(f"another worker is opening the test vault; see: python -m sweeps.vault status {_overrides(exp)}")
         return None
+    except VaultRefused:
+        if cfg.vault.reopen or not vault.claims():
+            raise
+        # Another worker claimed it between our look and our claim: it is that worker's opening.
+        say(f"another worker is opening the test vault; see: python -m sweeps.vault status {_overrides(exp)}")
+        return None
     say(f"test vault opened: {describe_result(result)}")
     return result
 

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 
 from sweeps._storage import open_storage
 from sweeps._study import count_trials, end_reason
+from sweeps._vault import Vault
 from sweeps.__main__ import main
 from tests.helpers import subprocess_env
 
@@ -67,6 +68,7 @@ def test_three_workers_started_at_once_on_an_empty_database_never_crash(in_tmp, 
     # Three independent commands race only in the milliseconds between counting and starting a
     # trial; each started trial is finished, none is lost.
     assert running == 0 and 3 <= finished <= 5
+    assert len(Vault(study).claims()) == 1, "the three commands open the test vault once between them"
 
 
 def test_sigkilled_worker_trial_is_failed_as_stale_and_retried(in_tmp):
