@@ -13,6 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sweeps._errors import ConfigError
+from sweeps._storage import mask_text
 
 __all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_options"]
 
@@ -39,7 +40,8 @@ def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"cannot compose the config from {list(overrides)}: {exc}") from None
+        # Hydra echoes the overrides, a storage URL with its password among them.
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra") and v is not None}
     with _unlocked(cfg):
         del cfg["hydra"]

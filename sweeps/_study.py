@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment
+from sweeps._storage import mask
 from sweeps._trials import FINISHED, count_trials, end_reason, retried_numbers
 
 __all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "versions", "git_commit"]
@@ -107,6 +108,7 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     record = exp.record()
     attrs = study.user_attrs
     if "space_fingerprint" not in attrs:
+        _name_metric(study, sweep.metric)
         study.set_user_attr("experiment", record)
         study.set_user_attr("config_fingerprint", config_fingerprint(record))
         study.set_user_attr("versions", versions())
@@ -115,6 +117,9 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
         study.set_user_attr("space_fingerprint", exp.space.fingerprint())
     else:
         _check_unchanged(study, exp, record)
+        if study.metric_names is None:  # a study created before sweeps named its objective
+            _name_metric(study, sweep.metric)
+        _scrub_password(study)
     # Resumed runs and parallel workers each get their own sampler seed, so that none replays
     # another's random startup samples.
     n_trials = len(study.get_trials(deepcopy=False))
@@ -127,13 +132,31 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     )
 
 
+def _scrub_password(study: optuna.Study) -> None:
+    """Masks the storage password in the ``experiment`` attribute of a study recorded before it was masked."""
+    record = study.user_attrs.get("experiment") or {}
+    storage = (record.get("base") or {}).get("sweep", {}).get("storage")
+    if isinstance(storage, str) and mask(storage) != storage:
+        record["base"]["sweep"]["storage"] = mask(storage)
+        study.set_user_attr("experiment", record)
+
+
+def _name_metric(study: optuna.Study, metric: str) -> None:
+    """Names the objective, so that optuna-dashboard (and trials_dataframe) show ``val_accuracy``,
+    not "Objective 0"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
+
+
 def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any]) -> None:
     name, attrs = study.study_name, study.user_attrs
     fresh = f"start a new study with sweep.study_name={name}-2, or delete this one with " \
             f"`optuna delete-study --study-name {name} --storage STORAGE`"
-    if study.direction.name.lower() != exp.cfg.sweep.direction:
-        raise ConfigError(f"sweep.direction is {exp.cfg.sweep.direction!r} but study {name!r} was created to "
-                          f"{study.direction.name.lower()}; {fresh}")
+    sweep = exp.cfg.sweep
+    if study.direction.name.lower() != sweep.direction:
+        raise ConfigError(f"sweep.direction is {sweep.direction!r} (sweep.metric={sweep.metric}) but study {name!r} was "
+                          f"created to {study.direction.name.lower()}; {fresh}")
     if attrs["space_fingerprint"] != exp.space.fingerprint():
         raise ConfigError(f"the search space changed since study {name!r} was created (fingerprint "
                           f"{attrs['space_fingerprint']} -> {exp.space.fingerprint()}); {fresh}")
