@@ -26,7 +26,7 @@ from sweeps._build import BuildError, build
 from sweeps._compose import Composed, compose_experiment, compose_options
 from sweeps._config import check_study_name, set_direction, validate_structure
 from sweeps._errors import ConfigError
-from sweeps._space import SearchSpace, compile_space, config_for
+from sweeps._space import Probe, SearchSpace, compile_space, config_for
 from sweeps._storage import check_storage, check_workers, mask, probe_storage
 from sweeps._vault import seal_test
 
@@ -210,25 +210,50 @@ def _check_probes(exp: Experiment, data: Dataset) -> int:
     except BuildError as exc:
         raise ConfigError(str(exc)) from None
     _check_forward(exp.cfg, base.model, sample.to(base.device), data.n_classes, "")
-    # One working copy, changed and restored per probe: a deep copy per probe costs more than the builds.
-    work = copy.deepcopy(exp.cfg)
-    OmegaConf.set_struct(work, False)
+    work = _ProbeConfig(exp)
     built: dict[str, Any] = {}
     probes = exp.space.probes()
     for probe in probes:
-        tops = set(probe.choices) | {key.split(".")[0] for key in probe.values}
-        for top in tops:
-            work[top] = exp.options[top][probe.choices[top]] if top in probe.choices else exp.cfg[top]
-        for key, value in probe.values.items():
-            OmegaConf.update(work, key, value, merge=False)
         try:
-            _build_cached(work, data, sample, built, probe.label)
+            _build_cached(work.at(probe), data, sample, built, probe.label)
         except BuildError as exc:
             raise ConfigError(f"{probe.label}: {exc}; every value the search can sample must build (narrow the "
                               "search or change the fixed config)") from None
-        for top in tops:
-            work[top] = exp.cfg[top]
     return 1 + len(probes)
+
+
+class _ProbeConfig:
+    """One working copy of the config, moved from probe to probe by changing only what differs:
+    a deep copy per probe costs more than the builds."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.exp = exp
+        self.cfg = copy.deepcopy(exp.cfg)
+        OmegaConf.set_struct(self.cfg, False)
+        self.choices: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def _node(self, top: str, option: str | None) -> DictConfig:
+        return self.exp.options[top][option] if option is not None else self.exp.cfg[top]
+
+    def at(self, probe: Probe) -> DictConfig:
+        for top in set(self.choices) | set(probe.choices):
+            if self.choices.get(top) != probe.choices.get(top):
+                self.cfg[top] = self._node(top, probe.choices.get(top))
+                self.values = {k: v for k, v in self.values.items() if k.split(".")[0] != top}
+                self.choices[top] = probe.choices.get(top)
+        for key in [k for k in self.values if k not in probe.values]:
+            top, rest = key.split(".", 1)
+            raw: Any = OmegaConf.to_container(self._node(top, self.choices.get(top)), resolve=False)
+            for part in rest.split("."):
+                raw = raw[part]
+            OmegaConf.update(self.cfg, key, raw, merge=False)  # an interpolation stays one
+            del self.values[key]
+        for key, value in probe.values.items():
+            if key not in self.values or (type(self.values[key]), self.values[key]) != (type(value), value):
+                OmegaConf.update(self.cfg, key, value, merge=False)
+                self.values[key] = value
+        return self.cfg
 
 
 def _build_cached(cfg: DictConfig, data: Dataset, sample: torch.Tensor, built: dict[str, Any], label: str) -> None:

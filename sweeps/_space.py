@@ -140,9 +140,10 @@ class SearchSpace:
         """The points at which every config the space can produce should build, without the full
         cartesian product: each group option; each parameter at every categorical choice and at both
         ends of its range, the others at their base values; and, for each group option (the base
-        config where no group is searched), all parameters at their low ends together and all at
-        their high ends together (interactions such as warmup_epochs against max_epochs). A
-        categorical's first choice counts as its low end, its last as its high end. No duplicates."""
+        config where no group is searched), all parameters at their low ends together, all at their
+        high ends together, and each int parameter at one end with all others at the other end
+        (counts such as warmup_epochs against a searched max_epochs). A categorical's first choice
+        counts as its low end, its last as its high end. No duplicates."""
         contexts = [(f" with search.{g.group}={o}", {g.group: o}, ps) for g in self.groups for o, ps in g.options.items()]
         probes = [Probe(f"search.{g.group}={o}", {g.group: o}, {}) for g in self.groups for o in g.options]
         probes += [Probe(f"{self.search_key(p)}={v!r}", {}, {p.key: v}) for p in self.params for v in _ends(p.distribution)]
@@ -155,6 +156,14 @@ class SearchSpace:
                 values = {k: e[side] for k, e in ends.items()}
                 shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
                 probes.append(Probe(f"every searched key at its {name} end ({shown}){suffix}", choices, values))
+                other = "high" if side == 0 else "low"
+                for p in (*self.params, *own):
+                    if not isinstance(p.distribution, IntDistribution):
+                        continue
+                    values = {k: e[1 - side] for k, e in ends.items()}
+                    values[p.key] = ends[p.key][side]
+                    probes.append(Probe(f"{self.search_key(p)}={values[p.key]!r} (its {name} end) with every other "
+                                        f"searched key at its {other} end{suffix}", choices, values))
         unique: dict[str, Probe] = {}
         for probe in probes:
             unique.setdefault(probe.key(), probe)
