@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from practices.data import TrainVal
 from practices.models import CNN
 from practices.schedules import constant
+from benchmarks._tables import cnn_epochs
 from practices.train import evaluate, fit
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -75,7 +76,7 @@ def sweeps_trial(monitor: str | None, epochs: int, folder: str) -> Callable[[Tra
     from sweeps._experiment import prepare
     from sweeps._objective import Objective
 
-    overrides = ["+experiment=digits_cnn", f"trainer.max_epochs={epochs}", "trainer.num_threads=1",
+    overrides = ["+experiment=digits_cnn", *cnn_epochs(epochs), "trainer.num_threads=1",
                  "sweep.pruner=none", f"sweep.storage=sqlite:///{folder}/unused.db"]
     if monitor is not None:
         overrides.append(f"monitor={monitor}")
