@@ -105,6 +105,7 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     sweep = exp.cfg.sweep
     name = exp.study_name
     study = optuna.create_study(storage=storage, study_name=name, direction=sweep.direction, load_if_exists=True)
+    _check_direction(study, exp)
     record = exp.record()
     attrs = study.user_attrs
     if "space_fingerprint" not in attrs:
@@ -149,14 +150,22 @@ def _name_metric(study: optuna.Study, metric: str) -> None:
         study.set_metric_names([metric])
 
 
-def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any]) -> None:
-    name, attrs = study.study_name, study.user_attrs
-    fresh = f"start a new study with sweep.study_name={name}-2, or delete this one with " \
-            f"`optuna delete-study --study-name {name} --storage STORAGE`"
+def _fresh(name: str) -> str:
+    return (f"start a new study with sweep.study_name={name}-2, or delete this one with "
+            f"`optuna delete-study --study-name {name} --storage STORAGE`")
+
+
+def _check_direction(study: optuna.Study, exp: Experiment) -> None:
+    """A study keeps the direction it was created with (older ones: maximize unless set, whatever the metric)."""
     sweep = exp.cfg.sweep
     if study.direction.name.lower() != sweep.direction:
-        raise ConfigError(f"sweep.direction is {sweep.direction!r} (sweep.metric={sweep.metric}) but study {name!r} was "
-                          f"created to {study.direction.name.lower()}; {fresh}")
+        raise ConfigError(f"sweep.direction is {sweep.direction!r} (sweep.metric={sweep.metric}) but study "
+                          f"{study.study_name!r} was created to {study.direction.name.lower()}; {_fresh(study.study_name)}")
+
+
+def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any]) -> None:
+    name, attrs = study.study_name, study.user_attrs
+    fresh = _fresh(name)
     if attrs["space_fingerprint"] != exp.space.fingerprint():
         raise ConfigError(f"the search space changed since study {name!r} was created (fingerprint "
                           f"{attrs['space_fingerprint']} -> {exp.space.fingerprint()}); {fresh}")
