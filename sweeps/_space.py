@@ -144,7 +144,7 @@ class SearchSpace:
         high ends together, and each int parameter at one end with all others at the other end
         (counts such as warmup_epochs against a searched max_epochs). A categorical's first choice
         counts as its low end, its last as its high end. No duplicates."""
-        contexts = [(f" with search.{g.group}={o}", {g.group: o}, ps) for g in self.groups for o, ps in g.options.items()]
+        contexts = [(f", search.{g.group}={o}", {g.group: o}, ps) for g in self.groups for o, ps in g.options.items()]
         probes = [Probe(f"search.{g.group}={o}", {g.group: o}, {}) for g in self.groups for o in g.options]
         probes += [Probe(f"{self.search_key(p)}={v!r}", {}, {p.key: v}) for p in self.params for v in _ends(p.distribution)]
         for suffix, choices, own in contexts or [("", {}, ())]:
