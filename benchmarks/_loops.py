@@ -20,10 +20,10 @@ import optuna
 import torch
 from torch.nn import functional as F
 
+from benchmarks._tables import cnn_epochs
 from practices.data import TrainVal
 from practices.models import CNN
 from practices.schedules import constant
-from benchmarks._tables import cnn_epochs
 from practices.train import evaluate, fit
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -13,8 +13,19 @@ from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
 
-__all__ = ["MonitorConfig", "PreflightConfig", "SAMPLERS", "PRUNERS", "TOP_LEVEL_KEYS", "check_study_name", "direction_of",
-           "monitor_config", "preflight_config", "set_direction", "validate_structure"]
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "TOP_LEVEL_KEYS",
+    "MonitorConfig",
+    "PreflightConfig",
+    "check_study_name",
+    "direction_of",
+    "monitor_config",
+    "preflight_config",
+    "set_direction",
+    "validate_structure",
+]
 
 SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
