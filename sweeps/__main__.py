@@ -8,6 +8,7 @@ from typing import Sequence
 from omegaconf import OmegaConf
 
 from sweeps._errors import ConfigError
+from sweeps._exit import EXIT_SIGINT
 
 USAGE = """usage: python -m sweeps +experiment=NAME [KEY=VALUE ...] [--cfg]
 
@@ -45,6 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C before the sweep started (composing, loading data); run() handles its own
+        print("interrupted before the sweep started; nothing was run", file=sys.stderr)
+        return EXIT_SIGINT
 
 
 if __name__ == "__main__":
