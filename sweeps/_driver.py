@@ -15,7 +15,13 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps._build import trial_seed
 from sweeps._destinations import check_destinations
 from sweeps._exit import (
-    EXIT_FAILURES, EXIT_NO_COMPLETED, EXIT_OK, EXIT_RECYCLE, EXIT_SIGINT, EXIT_SIGTERM, EXIT_UNFIXABLE,
+    EXIT_FAILURES,
+    EXIT_NO_COMPLETED,
+    EXIT_OK,
+    EXIT_RECYCLE,
+    EXIT_SIGINT,
+    EXIT_SIGTERM,
+    EXIT_UNFIXABLE,
 )
 from sweeps._experiment import Dataset, Experiment
 from sweeps._export import export_study
@@ -29,8 +35,16 @@ from sweeps._trials import FINISHED, INTERRUPTED, SURPLUS, Tally, end_reason, ho
 from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
 __all__ = [
-    "run", "run_trials", "storage_for", "EXIT_OK", "EXIT_FAILURES", "EXIT_RECYCLE", "EXIT_UNFIXABLE",
-    "EXIT_NO_COMPLETED", "EXIT_SIGINT", "EXIT_SIGTERM",
+    "EXIT_FAILURES",
+    "EXIT_NO_COMPLETED",
+    "EXIT_OK",
+    "EXIT_RECYCLE",
+    "EXIT_SIGINT",
+    "EXIT_SIGTERM",
+    "EXIT_UNFIXABLE",
+    "run",
+    "run_trials",
+    "storage_for",
 ]
 
 MIN_TRIALS_FOR_FAILURE_RATE = 5
@@ -124,9 +138,10 @@ def _end_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, 
         return  # failed as stale meanwhile: the stale-trial callback queued its retry
     frozen = storage.get_trial(trial_id)
     fixed = frozen.system_attrs.get("fixed_params")
+    seed = frozen.user_attrs.get("seed", trial_seed(study_seed, frozen.number))  # recorded after sampling; else the one it would get
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
-        user_attrs={"retry_of": frozen.number, "seed": frozen.user_attrs.get("seed", trial_seed(study_seed, frozen.number))},
+        user_attrs={"retry_of": frozen.number, "seed": seed},
         system_attrs={"fixed_params": fixed} if fixed else {},
     ))
 
@@ -172,7 +187,8 @@ def _run_one(study: optuna.Study, study_id: int, storage: optuna.storages.BaseSt
         # heartbeat was late). Study.optimize raises "AssertionError: Should not reach." in Optuna
         # 5.0.0 then (optuna/study/_optimize.py, _run_trial: its tell raises, and its finally block
         # finds a FAIL state without an error), which ended the worker; here the stale trial's
-        # retry runs as another trial and this worker goes on.
+        # retry runs as another trial and this worker goes on. Reported upstream as optuna/optuna
+        # issues #5470 and #5986 (both closed; the code path is unchanged in Optuna 5.0.0).
         if state == TrialState.COMPLETE:
             return study.tell(trial, value, skip_if_finished=True)
         return study.tell(trial, state=state, skip_if_finished=True)
@@ -259,7 +275,8 @@ def run(exp: Experiment, dataset: Dataset) -> int:
 def _run(exp: Experiment, dataset: Dataset) -> int:
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    check_destinations(sweep.export_dir, exp.study_name, sweep.storage, sweep.artifact_dir)  # before anything is written
+    # Before anything is written: a folder that cannot take the exports is a config error (exit 2).
+    check_destinations(sweep.export_dir, exp.study_name, sweep.storage, sweep.artifact_dir)
     storage = storage_for(exp)
     study = open_study(exp, storage)
     vault = check_seal(study, dataset, _say)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import signal
 import threading
-from typing import Iterator
+from collections.abc import Iterator
 
 from sweeps._exit import EXIT_SIGINT, EXIT_SIGTERM
 
-__all__ = ["Interrupted", "SIGNALS", "deferred", "handling_signals", "ignoring_signals", "n_signals"]
+__all__ = ["SIGNALS", "Interrupted", "deferred", "handling_signals", "ignoring_signals", "n_signals"]
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 _EXIT_CODES = {signal.SIGINT: EXIT_SIGINT, signal.SIGTERM: EXIT_SIGTERM}

@@ -20,7 +20,7 @@ trial numbered below ``n_trials`` always holds one, which is decided without rea
 from __future__ import annotations
 
 import dataclasses
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState

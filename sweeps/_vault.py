@@ -336,7 +336,7 @@ def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: 
             f"or: {_open_command(exp)}")
         return None
     try:
-        study.best_trial  # one indexed query on RDB storages
+        _ = study.best_trial  # one indexed query on RDB storages
     except ValueError:
         say(f"{not_yet}: no trial completed, so there is no model to evaluate")
         return None

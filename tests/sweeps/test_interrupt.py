@@ -15,10 +15,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
 from sweeps._storage import open_storage
 from sweeps._study import count_trials, end_reason
-from sweeps.__main__ import main
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,8 @@ def _check_queued_again(storage, victims):
         assert len(queued) == 1 and queued[0].state == TrialState.WAITING
         assert queued[0].params == victim.params and queued[0].user_attrs["seed"] == victim.user_attrs["seed"]
         retries[victim.number] = queued[0].number
-    assert count_trials(optuna.load_study(study_name="sweeps", storage=storage))[0] == 0, "interrupted trials do not count"
+    study = optuna.load_study(study_name="sweeps", storage=storage)
+    assert count_trials(study)[0] == 0, "interrupted trials do not count"
     return retries
 
 
@@ -165,8 +166,9 @@ def test_interrupt_while_opening_the_vault_says_how_to_finish_the_opening(in_tmp
     assert main(fast) == 130
     out = capsys.readouterr().out
     lines = [line for line in out.splitlines() if "interrupt" in line]
-    assert lines == ["interrupted while opening the test vault: opening #1 of study 'sweeps' is claimed and holds no "
-                     "result; rerun the same command with vault.reopen=true to open it (recorded as forced in the "
-                     "audit list)"]
+    expected = ("interrupted while opening the test vault: opening #1 of study 'sweeps' is claimed and holds no "
+                "result; rerun the same command with vault.reopen=true to open it (recorded as forced in the "
+                "audit list)")
+    assert lines == [expected]
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
     assert vault.Vault(study).state() == "claimed"

@@ -150,11 +150,12 @@ MEMORY_SCRIPT = textwrap.dedent('''
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     exp, data = prepare(sys.argv[1:])
-    study = open_study(exp, storage_for(exp))
+    storage = storage_for(exp)
+    study = open_study(exp, storage)
     samples = []
     for n in range(1, 51):
         exp.cfg.sweep.n_trials = n
-        run_trials(exp, data, study)
+        run_trials(exp, data, study, storage=storage)
         samples.append(rss_mb())
     print(json.dumps(samples))
 ''')
@@ -185,7 +186,8 @@ def test_two_commands_with_two_workers_each_end_with_exactly_n_trials(in_tmp, po
     taken ended as surplus without training (issue 11: one run in two ended with 9 of 8)."""
     for attempt in range(3):
         name = f"exact-{attempt}"
-        args = [*TINY, "sweep.n_trials=8", "sweep.n_workers=2", f"sweep.storage={postgres_url}", f"sweep.study_name={name}"]
+        args = [*TINY, "sweep.n_trials=8", "sweep.n_workers=2", f"sweep.storage={postgres_url}",
+                f"sweep.study_name={name}"]
         procs = [_sweep(*args, cwd=in_tmp) for _ in range(2)]
         results = [p.communicate(timeout=600) for p in procs]
         for proc, (out, err) in zip(procs, results):
@@ -200,3 +202,14 @@ def test_two_commands_with_two_workers_each_end_with_exactly_n_trials(in_tmp, po
             if t.user_attrs.get("end_reason") == "surplus":
                 assert t.state == TrialState.FAIL and not t.params and not t.intermediate_values
         assert len(Vault(study).claims()) == 1
+
+
+def test_two_single_worker_commands_on_one_sqlite_file_end_with_exactly_n_trials(in_tmp):
+    args = [*TINY, "sweep.n_trials=4"]
+    procs = [_sweep(*args, cwd=in_tmp) for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, out + err
+    study = optuna.load_study(study_name="sweeps", storage=f"sqlite:///{in_tmp}/sweeps.db")
+    assert count_trials(study) == (4, 0)
+    assert all(t.state.is_finished() for t in study.get_trials())
