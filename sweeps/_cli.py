@@ -11,7 +11,7 @@ import optuna
 import sqlalchemy
 
 from sweeps._errors import ConfigError, StorageError
-from sweeps._exit import EXIT_CONFIG, EXIT_STORAGE
+from sweeps._exit import EXIT_CONFIG, EXIT_SIGINT, EXIT_STORAGE
 from sweeps._storage import mask_text
 
 __all__ = ["guarded", "one_line"]
@@ -30,9 +30,12 @@ def _lost_storage(exc: BaseException) -> bool:
 
 def guarded(body: Callable[[], int]) -> int:
     """Runs a command's ``body``; a ConfigError exits 2, a StorageError (or a database connection
-    lost mid-run) exits 4, each with one line on stderr."""
+    lost mid-run) exits 4, Ctrl-C before the sweep started exits 130, each with one line on stderr."""
     try:
         return body()
+    except KeyboardInterrupt:  # composing or loading data; the run loop handles its own interrupts
+        print("interrupted before the sweep started; nothing was run", file=sys.stderr)
+        return EXIT_SIGINT
     except ConfigError as exc:
         print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG

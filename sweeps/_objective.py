@@ -41,11 +41,13 @@ class _Reporter(Callback):
 
 
 def _duplicate_of(trial: optuna.Trial, params: dict[str, Any]) -> int | None:
-    """The number of another running or finished trial with the same parameters, if any."""
+    """The number of an earlier running or finished trial with the same parameters, if any.
+
+    Only a later trial defers to an earlier one: two workers that sample the same parameters both
+    see the other running, and if each deferred, neither would be evaluated.
+    """
     for other in trial.study.get_trials(deepcopy=False, states=_COMPARED):
-        if other.number == trial.number or other.user_attrs.get("end_reason") == "duplicate":
-            continue
-        if other.params == params:
+        if other.number < trial.number and other.user_attrs.get("end_reason") != "duplicate" and other.params == params:
             return other.number
     return None
 
@@ -92,8 +94,9 @@ class Objective:
             error = exc
             raise
         finally:
-            # A trial stopped by its preflight never trained: the preflight's own note stands.
-            if monitor is not None and not isinstance(error, PreflightFailed):
+            # A trial stopped by its preflight never trained: the preflight's own note stands. An
+            # interrupted one is queued again and stops now (its retry writes the report).
+            if monitor is not None and not isinstance(error, (PreflightFailed, KeyboardInterrupt)):
                 report_trial(trial, monitor, cfg, error)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:

@@ -208,5 +208,4 @@ class StopOnUnfixable:
         self.message = (f"stopping after trial {trial.number}: {trial.user_attrs['fail_reason']}. "
                         "No searched key can change this check's inputs (model.*), so every trial would fail it; "
                         "fix the model or loss and rerun (or search a model key)")
-        print(self.message, flush=True)
-        study.stop()
+        print(self.message, flush=True)  # the trial loop stops once tripped

@@ -15,6 +15,7 @@ from omegaconf import OmegaConf
 
 from practices.lr_range import LRRangeResult, classification_loss, lr_range_test
 from sweeps._build import build
+from sweeps._destinations import check_destinations
 from sweeps._driver import run, storage_for
 from sweeps._export import export_study
 from sweeps._errors import ConfigError
@@ -180,6 +181,8 @@ def _finish(exp: Experiment, dataset: Dataset, done: list[tuple[Stage, Experimen
         _say(f"test vault already opened for this staged experiment (study {opened[0].study_name}): "
              f"{describe_result(Vault(opened[0]).result)}")
     elif exp.cfg.vault.auto_open:
+        sweep = exp.cfg.sweep
+        check_destinations(sweep.export_dir, study.study_name, sweep.storage, sweep.artifact_dir)  # before the opening
         result = open_vault(study, stage_exp, dataset, exp.cfg.sweep.storage, reopen=bool(opened), say=_say)
         _say(f"test vault opened: {describe_result(result)}")
     exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)

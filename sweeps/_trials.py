@@ -1,23 +1,52 @@
-"""Trial accounting: which trials count toward ``sweep.n_trials`` and why each one ended."""
+"""Trial accounting: which trials count toward ``sweep.n_trials``, which may run, and why each ended.
+
+Slots. ``sweep.n_trials`` is a number of slots, and a trial runs only if it holds one. Optuna numbers
+a study's trials densely and uniquely in creation order, in every storage (RDB storages lock the
+study row while numbering; a journal's log is ordered), so a trial that was just created (``ask``)
+can decide from the trials numbered before it, the same way in every process, with no lock:
+
+- a *retry* (user attr ``retry_of``: a stale or interrupted trial queued again) inherits the slot of
+  the trial it retries: it holds one if that trial held one;
+- any other trial holds a slot if fewer than ``n_trials`` trials numbered before it *take* one. A
+  trial takes a slot unless it is a retry, is marked ``surplus``, or was retried by a trial that is.
+
+A trial that holds no slot ends at once as ``surplus`` (failed, never counted, never shown in
+progress). Counting a trial that is still deciding as taking a slot is safe: if it turns out surplus,
+``n_trials`` trials before it hold slots, so every later trial is surplus too. Hence at most
+``n_trials`` chains of retries ever hold slots, across any number of workers and commands; and a
+trial numbered below ``n_trials`` always holds one, which is decided without reading the study.
+"""
 
 from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers"]
+__all__ = [
+    "FINISHED", "INTERRUPTED", "SURPLUS", "Tally", "count_trials", "end_reason", "holds_slot", "retried_numbers",
+    "tally",
+]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+SURPLUS = "surplus"  # created after all slots were taken (a race between workers): never ran, never counts
+INTERRUPTED = "interrupted"  # stopped by SIGINT/SIGTERM: queued again with its parameters and seed
 
 
-def retried_numbers(trials: list[FrozenTrial]) -> set[int]:
-    """Numbers of trials that went stale and were re-queued as another trial."""
+def retried_numbers(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Numbers of trials that were queued again as another trial (stale or interrupted)."""
     return {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs}
 
 
+def is_surplus(trial: FrozenTrial) -> bool:
+    return trial.user_attrs.get("end_reason") == SURPLUS
+
+
 def end_reason(trial: FrozenTrial) -> str | None:
-    """Why a finished trial ended: completed, pruned, duplicate, failed: <why>, or failed: stale
-    (its worker died: nothing recorded an end, the heartbeat reaper failed it)."""
+    """Why a finished trial ended: completed, pruned, duplicate, surplus, interrupted, failed: <why>,
+    or failed: stale (its worker died: nothing recorded an end, the heartbeat reaper failed it)."""
     if not trial.state.is_finished():
         return None
     if "end_reason" in trial.user_attrs:
@@ -27,11 +56,69 @@ def end_reason(trial: FrozenTrial) -> str | None:
     return trial.state.name.lower()
 
 
-def count_trials(study: optuna.Study) -> tuple[int, int]:
-    """``(finished, running)`` toward ``sweep.n_trials``. A stale trial that was retried does not
-    count: its retry takes its place."""
-    trials = study.get_trials(deepcopy=False)
+@dataclasses.dataclass(frozen=True)
+class Tally:
+    """A study's trials as ``sweep.n_trials`` sees them.
+
+    Attributes:
+        finished: finished trials that count (not retried, not surplus).
+        running: running trials (of any worker).
+        failed: counted finished trials that failed.
+    """
+
+    finished: int
+    running: int
+    failed: int
+
+
+def tally(trials: Sequence[FrozenTrial]) -> Tally:
+    """Counts ``trials`` (all of one study) in one pass."""
     retried = retried_numbers(trials)
-    finished = sum(t.state in FINISHED and t.number not in retried for t in trials)
-    running = sum(t.state == TrialState.RUNNING for t in trials)
-    return finished, running
+    finished = failed = running = 0
+    for t in trials:
+        if t.state == TrialState.RUNNING:
+            running += 1
+        elif t.state in FINISHED and t.number not in retried and not is_surplus(t):
+            finished += 1
+            failed += t.state == TrialState.FAIL
+    return Tally(finished, running, failed)
+
+
+def count_trials(study: optuna.Study) -> tuple[int, int]:
+    """``(finished, running)`` toward ``sweep.n_trials``: a retried trial does not count (its retry
+    takes its place), nor does a surplus one."""
+    counts = tally(study.get_trials(deepcopy=False))
+    return counts.finished, counts.running
+
+
+def _takes_slot(trial: FrozenTrial, retry_of: Mapping[int, FrozenTrial]) -> bool:
+    if "retry_of" in trial.user_attrs:
+        return False
+    last = trial
+    while last.number in retry_of:  # the end of its chain of retries
+        last = retry_of[last.number]
+    return not is_surplus(last)
+
+
+def holds_slot(trials: Sequence[FrozenTrial], number: int, n_trials: int) -> bool:
+    """Whether trial ``number`` holds one of ``n_trials`` slots (module docstring).
+
+    Args:
+        trials: the study's trials, at least those numbered up to ``number`` (later ones are used to
+            follow chains of retries).
+        number: the trial that decides.
+        n_trials: the study's ``sweep.n_trials``.
+    """
+    by_number = {t.number: t for t in trials}
+    retry_of = {t.user_attrs["retry_of"]: t for t in trials if "retry_of" in t.user_attrs}
+    trial = by_number[number]
+    while True:
+        if is_surplus(trial):
+            return False
+        if "retry_of" not in trial.user_attrs:
+            break
+        trial = by_number[trial.user_attrs["retry_of"]]  # a retry holds the slot of the trial it retries
+    if trial.number < n_trials:
+        return True
+    taken = sum(_takes_slot(t, retry_of) for n, t in by_number.items() if n < trial.number)
+    return taken < n_trials

@@ -33,7 +33,9 @@ from practices.data import Split
 from practices.train import evaluate
 from practices.vault import Duplicates, SealedTest, find_duplicates, split_fingerprint
 from sweeps._build import build, train, trial_seed
+from sweeps._destinations import check_destinations
 from sweeps._errors import ConfigError
+from sweeps._interrupt import Interrupted
 from sweeps._storage import artifact_dir
 from sweeps._trials import FINISHED, count_trials
 
@@ -334,7 +336,25 @@ def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: 
             f"or: {_open_command(exp)}")
         return None
     try:
+        _ = study.best_trial  # one indexed query on RDB storages
+    except ValueError:
+        say(f"{not_yet}: no trial completed, so there is no model to evaluate")
+        return None
+    try:
+        # The one opening is spent only if its results can then be written.
+        check_destinations(cfg.sweep.export_dir, study.study_name, storage, cfg.sweep.artifact_dir)
+    except ConfigError as exc:
+        say(f"{not_yet}: {exc}; then rerun the same command")
+        return None
+    try:
         result = open_vault(study, exp, data, storage, reopen=cfg.vault.reopen, say=say)
+    except Interrupted as exc:
+        if vault.state() == "claimed":
+            opening = vault.claims()[-1]["opening"]
+            exc.message = (f"interrupted while opening the test vault: opening #{opening} of study "
+                           f"{study.study_name!r} is claimed and holds no result; rerun the same command with "
+                           "vault.reopen=true to open it (recorded as forced in the audit list)")
+        raise
     except VaultBusy:
         say(f"another worker is opening the test vault; see: python -m sweeps.vault status {_overrides(exp)}")
         return None

@@ -1,20 +1,34 @@
 """Several worker processes on one study (``sweep.n_workers``), each recycled after
-``sweep.trials_per_worker`` trials and restarted if it dies."""
+``sweep.trials_per_worker`` trials and restarted if it dies.
+
+Signals: the parent forwards SIGINT/SIGTERM to its workers (Ctrl-C reaches the whole process group
+anyway), waits for them to end their trials as ``interrupted``, then exits 130/143. Workers end
+themselves when their parent dies, even by SIGKILL: the kernel sends them SIGTERM
+(``PR_SET_PDEATHSIG`` on Linux), and a thread that waits on the parent's sentinel does so everywhere.
+"""
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
+import threading
 import time
 
 import optuna
 
+from sweeps._exit import EXIT_OK, EXIT_RECYCLE, EXIT_SIGINT, EXIT_SIGTERM
 from sweeps._experiment import Experiment
+from sweeps._interrupt import Interrupted, deferred, handling_signals, ignoring_signals, n_signals
 
-__all__ = ["run_workers", "worker_main"]
+__all__ = ["die_with_parent", "run_workers", "worker_main"]
 
 _POLL_SECONDS = 0.5
+_STOP_GRACE_SECONDS = 60.0  # after a signal, how long workers get to end their trials before SIGKILL
+_PR_SET_PDEATHSIG = 1
+_SIGNAL_EXITS = {EXIT_SIGINT: signal.SIGINT, EXIT_SIGTERM: signal.SIGTERM}
 
 
 def _gpu_for(index: int) -> str | None:
@@ -24,8 +38,40 @@ def _gpu_for(index: int) -> str | None:
     return str(index % n_gpus) if n_gpus else None
 
 
+def die_with_parent() -> None:
+    """Sends this process SIGTERM when its parent process dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass  # no prctl: the thread below still watches
+    parent = multiprocessing.parent_process()
+    if parent is None:
+        return
+
+    def watch() -> None:
+        parent.join()  # returns when the parent's end of the sentinel pipe closes: it died or exited
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="sweeps-parent-watch", daemon=True).start()
+
+
 def worker_main(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None) -> None:
-    """Entry point of one worker process: pin its GPU and threads, then run trials."""
+    """Entry point of one worker process: pin its GPU and threads, then run trials.
+
+    It starts with SIGINT and SIGTERM ignored (inherited from its parent) and handles them from here.
+    """
+    with handling_signals():
+        die_with_parent()
+        try:
+            sys.exit(_work(overrides, index, n_threads, gpu, max_trials))
+        except Interrupted as exc:
+            # The parent prints the one line about it; the trial was queued again.
+            sys.exit(exc.exit_code)
+
+
+def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None) -> int:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before CUDA initializes in this process
     import torch
@@ -37,8 +83,36 @@ def worker_main(overrides: list[str], index: int, n_threads: int, gpu: str | Non
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp, data = prepare(overrides)
-    study = open_study(exp, storage_for(exp), worker=index + 1)
-    sys.exit(run_trials(exp, data, study, max_trials=max_trials, prefix=f"w{index} "))
+    storage = storage_for(exp)
+    study = open_study(exp, storage, worker=index + 1)
+    return run_trials(exp, data, study, max_trials=max_trials, prefix=f"w{index} ", storage=storage)
+
+
+def _signal(process: multiprocessing.Process, signum: int) -> None:
+    try:
+        os.kill(process.pid, signum)
+    except (ProcessLookupError, TypeError):
+        pass  # already gone, or never started
+
+
+def _stop(processes: dict[int, multiprocessing.Process], signum: int) -> None:
+    """Forwards ``signum`` to the workers and waits for them to end their trials. The signal is sent
+    again every poll, since a worker still starting up ignores it; a second signal to the parent, or
+    the grace period running out, kills them (their trials then go stale and are retried)."""
+    deadline = time.monotonic() + _STOP_GRACE_SECONDS
+    first = n_signals()
+    while any(p.is_alive() for p in processes.values()):
+        if time.monotonic() > deadline or n_signals() > max(first, 1):
+            for process in processes.values():
+                process.kill()
+            break
+        for process in processes.values():
+            if process.is_alive():
+                _signal(process, signum)
+        for process in processes.values():
+            process.join(_POLL_SECONDS / len(processes))
+    for process in processes.values():
+        process.join()
 
 
 def run_workers(exp: Experiment, study: optuna.Study) -> int:
@@ -46,38 +120,51 @@ def run_workers(exp: Experiment, study: optuna.Study) -> int:
 
     Returns:
         EXIT_OK, or the first non-zero exit code a worker reported (other than recycling).
+
+    Raises:
+        Interrupted: SIGINT/SIGTERM reached the parent or a worker; all workers have ended.
     """
-    from sweeps._driver import EXIT_OK, EXIT_RECYCLE, _say
+    from sweeps._driver import _say
     from sweeps._study import count_trials
 
     sweep = exp.cfg.sweep
     n_threads = exp.cfg.trainer.num_threads or max(1, (os.cpu_count() or 1) // sweep.n_workers)
     context = multiprocessing.get_context("spawn")
+    processes: dict[int, multiprocessing.Process] = {}
 
-    def start(index: int) -> multiprocessing.Process:
+    def start(index: int) -> None:
         args = (exp.overrides, index, n_threads, _gpu_for(index), sweep.trials_per_worker)
         process = context.Process(target=worker_main, args=args, name=f"sweeps-worker-{index}")
-        process.start()
-        return process
+        with ignoring_signals():  # the worker inherits it until it installs its own handlers
+            process.start()
+            processes[index] = process
 
-    processes = {i: start(i) for i in range(sweep.n_workers)}
-    _say(f"started {sweep.n_workers} worker processes with {n_threads} torch threads each")
     code, restarts = EXIT_OK, 0
-    while processes:
-        time.sleep(_POLL_SECONDS)
-        for index, process in list(processes.items()):
-            if process.is_alive():
-                continue
-            del processes[index]
-            exitcode = process.exitcode
-            finished, _ = count_trials(study)
-            wanted = finished < sweep.n_trials and code == EXIT_OK
-            if exitcode == EXIT_RECYCLE and wanted:
-                processes[index] = start(index)
-            elif exitcode is not None and exitcode < 0 and wanted and restarts < sweep.n_trials:
-                _say(f"worker {index} died (signal {-exitcode}); its trial is retried once stale; restarting it")
-                restarts += 1
-                processes[index] = start(index)
-            elif exitcode not in (EXIT_OK, EXIT_RECYCLE) and code == EXIT_OK:
-                code = exitcode if exitcode and exitcode > 0 else EXIT_OK
+    try:
+        for i in range(sweep.n_workers):
+            start(i)
+        _say(f"started {sweep.n_workers} worker processes with {n_threads} torch threads each")
+        while processes:
+            time.sleep(_POLL_SECONDS)
+            for index, process in list(processes.items()):
+                if process.is_alive():
+                    continue
+                del processes[index]
+                exitcode = process.exitcode
+                if exitcode in _SIGNAL_EXITS:
+                    raise Interrupted(_SIGNAL_EXITS[exitcode])  # someone signalled a worker: stop them all
+                finished, _ = count_trials(study)
+                wanted = finished < sweep.n_trials and code == EXIT_OK
+                if exitcode == EXIT_RECYCLE and wanted:
+                    start(index)
+                elif exitcode is not None and exitcode < 0 and wanted and restarts < sweep.n_trials:
+                    _say(f"worker {index} died (signal {-exitcode}); its trial is retried once stale; restarting it")
+                    restarts += 1
+                    start(index)
+                elif exitcode not in (EXIT_OK, EXIT_RECYCLE) and code == EXIT_OK:
+                    code = exitcode if exitcode and exitcode > 0 else EXIT_OK
+    except Interrupted as exc:
+        with deferred():  # a signal to the parent meanwhile only counts (a second one kills the workers)
+            _stop(processes, exc.signum)
+        raise
     return code

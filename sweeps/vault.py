@@ -84,6 +84,7 @@ def status(overrides: Sequence[str]) -> int:
 
 
 def open_(overrides: Sequence[str]) -> int:
+    from sweeps._destinations import check_destinations
     from sweeps._export import export_study
     from sweeps._study import FINISHED
     from sweeps._vault import VaultBusy, VaultRefused, describe_result, open_vault
@@ -93,6 +94,8 @@ def open_(overrides: Sequence[str]) -> int:
     if n_finished < exp.cfg.sweep.n_trials:
         _say(f"note: the study holds {n_finished} of sweep.n_trials={exp.cfg.sweep.n_trials} finished trials; "
              "opening now ends its tuning")
+    sweep = exp.cfg.sweep
+    check_destinations(sweep.export_dir, study.study_name, sweep.storage, sweep.artifact_dir)  # before the one opening
     try:
         result = open_vault(study, exp, data, exp.cfg.sweep.storage, reopen=exp.cfg.vault.reopen, say=_say)
     except VaultBusy as exc:

@@ -159,3 +159,91 @@ def test_failing_trials_are_recorded_and_failure_rate_stops_the_sweep(in_tmp, ca
     assert len(trials) == 5
     assert all(t.state == TrialState.FAIL for t in trials)
     assert all(t.user_attrs["fail_reason"] == "RuntimeError: planted failure in forward" for t in trials)
+
+
+TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off",
+        "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
+
+
+class _FailedByAnotherWorker:
+    """An objective whose first trial is failed by another process while it runs (as a worker that
+    finds its heartbeat late does), then either returns a value or notices it in ``trial.report``."""
+
+    def __init__(self, storage_url, notices):
+        self.storage_url, self.notices, self.calls = storage_url, notices, 0
+
+    def __call__(self, trial):
+        self.calls += 1
+        x = trial.suggest_float("optimizer.lr", 0.01, 0.1)
+        if self.calls == 1:
+            other = optuna.storages.RDBStorage(self.storage_url)
+            study_id = other.get_study_id_from_name(trial.study.study_name)
+            other.set_trial_state_values(other.get_trial_id_from_study_id_trial_number(study_id, trial.number),
+                                         TrialState.FAIL)
+            if self.notices:
+                trial.report(0.5, 1)  # raises UpdateFinishedTrialError
+        return x
+
+
+@pytest.mark.parametrize("notices", [False, True])
+def test_run_trials_goes_on_after_another_worker_failed_its_running_trial(in_tmp, monkeypatch, capsys, notices):
+    """Optuna 5.0.0's Study.optimize raises "AssertionError: Should not reach." (or the tell's
+    ValueError) here, which ended the worker (issue 16, item 4)."""
+    import sweeps._driver as driver
+    from sweeps._experiment import prepare
+    from sweeps._study import count_trials, open_study
+
+    url = f"sqlite:///{in_tmp}/sweeps.db"
+    exp, data = prepare(["sweep.n_trials=3", f"sweep.storage={url}", *TINY])
+    storage = driver.storage_for(exp)
+    study = open_study(exp, storage)
+    fake = _FailedByAnotherWorker(url, notices)
+    monkeypatch.setattr(driver, "Objective", lambda exp, data: fake)
+    assert driver.run_trials(exp, data, study) == driver.EXIT_OK
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    assert count_trials(study) == (3, 0)
+    out = capsys.readouterr().out
+    assert "trial 0   failed: stale (another worker failed it while it ran" in out
+
+
+def test_every_trial_pruned_writes_trials_csv_and_exits_5(in_tmp, capsys):
+    import pandas as pd
+
+    from sweeps._exit import EXIT_NO_COMPLETED
+
+    code = main(["sweep.n_trials=2", "trainer.max_epochs=2", "trainer.num_threads=1", "preflight=off",
+                 "+search.optimizer.lr={type:categorical,choices:[1.0e12]}"])
+    assert code == EXIT_NO_COMPLETED
+    table = pd.read_csv(in_tmp / "exports/sweeps/trials.csv")
+    assert len(table) == 2 and set(table["state"]) == {"PRUNED"}
+    assert not (in_tmp / "exports/sweeps/best.yaml").exists()
+    out = capsys.readouterr().out
+    assert "test vault stays sealed: no trial completed" in out
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    assert "vault.result" not in study.user_attrs
+
+
+def test_unwritable_export_dir_is_refused_before_anything_is_written(in_tmp, capsys):
+    (in_tmp / "blocker").write_text("a file where the export folder should go\n")
+    assert main(["sweep.n_trials=2", "sweep.export_dir=blocker/exports", *TINY]) == 2
+    err = capsys.readouterr().err
+    assert "sweep.export_dir: cannot write to 'blocker/exports/sweeps' (Not a directory)" in err
+    assert sorted(p.name for p in in_tmp.iterdir()) == ["blocker"], "no storage, no artifacts, no exports"
+
+
+def test_vault_stays_sealed_when_the_exports_cannot_be_written_at_opening_time(in_tmp, capsys):
+    import sweeps._driver as driver
+    from sweeps._experiment import prepare
+    from sweeps._study import open_study
+    from sweeps._vault import Vault, check_seal, open_when_due
+
+    exp, data = prepare(["sweep.n_trials=1", *TINY])
+    study = open_study(exp, driver.storage_for(exp))
+    check_seal(study, data, print)
+    assert driver.run_trials(exp, data, study) == driver.EXIT_OK
+    (in_tmp / "exports").write_text("the export folder became a file during the sweep\n")
+    assert open_when_due(study, exp, data, exp.cfg.sweep.storage, print) is None
+    assert Vault(study).claims() == [], "the one opening was not spent"
+    out = capsys.readouterr().out
+    assert "test vault stays sealed: sweep.export_dir: cannot write to 'exports/sweeps' (Not a directory)" in out
