@@ -28,6 +28,9 @@ __all__ = ["RetryStaleTrial", "artifact_dir", "check_storage", "check_workers", 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 _SCHEMA_LOCK_KEY = 0x5357_4545_5053  # "SWEEPS": one advisory lock id for schema creation
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
+# user:password@ inside any URL in free text (Hydra echoes overrides, drivers echo parts of URLs); Hydra's
+# multirun writes overrides with ':' escaped (postgresql\://user\:password@host).
+_PASSWORD_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*\\?://[^\s:/@'\"\\]*\\?:)[^\s@'\"]*@")
 
 
 def is_url(storage: str) -> bool:
@@ -41,7 +44,12 @@ def mask(storage: str) -> str:
     try:
         return make_url(storage).render_as_string(hide_password=True)
     except (ArgumentError, ValueError):
-        return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", storage)
+        return mask_text(storage)
+
+
+def mask_text(text: str) -> str:
+    """``text`` with the password of every ``scheme://user:password@`` in it replaced by ``***``."""
+    return _PASSWORD_IN_TEXT.sub(r"\1***@", text)
 
 
 def check_storage(storage: str) -> None:
