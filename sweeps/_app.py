@@ -290,19 +290,23 @@ def _task(cfg: DictConfig) -> None:
     number = hydra_cfg.job.num if _plan.multirun else 0
     run = _plan.runs[number]
     _plan.started = number + 1
-    with JobOutput(hydra_cfg):
+    with JobOutput(hydra_cfg) as output:
         code = _run_sweep(run)
+    if code == EXIT_CONFIG:
+        output.remove()  # refused (a changed study, the vault): as for any bad input, nothing stays written
     if code != EXIT_OK:
         raise SystemExit(code)
 
 
 def _run_sweep(run: _Run) -> int:
+    """Runs one sweep; refusals found only once the storage is open (a study whose fixed config
+    changed, a vault already opened) are bad input too: one line, exit 2."""
     try:
         exp, data = run.prepared or prepare(run.overrides)
-    except ConfigError as exc:  # the data or a file changed since validation
+        run.prepared = None
+        if exp.cfg.get("stages") is not None:
+            return run_stages(exp, data)
+        return run_study(exp, data)
+    except ConfigError as exc:
         print(f"error: {mask_text(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
-    run.prepared = None
-    if exp.cfg.get("stages") is not None:
-        return run_stages(exp, data)
-    return run_study(exp, data)

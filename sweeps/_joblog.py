@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 import sys
 from pathlib import Path
 from typing import Any, Iterator, TextIO
@@ -105,10 +106,15 @@ class JobOutput:
         self.tees: list[_Tee] = []
         self.streams: tuple[TextIO, TextIO] | None = None
         self.logger: logging.Logger | None = None
+        self.log_files: list[str] = []
+        self.fresh = True
 
     def __enter__(self) -> JobOutput:
         self._mask_hydra_files()
         files = [h for h in logging.getLogger().handlers if isinstance(h, logging.FileHandler)]
+        self.log_files = [h.baseFilename for h in files]
+        # A log file that already holds lines belongs to an earlier run in the same folder (same second).
+        self.fresh = all(Path(f).stat().st_size == 0 for f in self.log_files if Path(f).exists())
         if not files:
             return self
         # A logger outside the hierarchy: only the file gets these lines (the console already has them).
@@ -131,6 +137,31 @@ class JobOutput:
             handler.flush()
             self.logger.removeHandler(handler)
 
+    def remove(self) -> None:
+        """Removes what Hydra wrote for this job (``.hydra/``, the log file, then the folders left empty,
+        up to the current folder), where the job folder holds nothing else: for a run refused as bad input."""
+        if not self.fresh:
+            return
+        hydra_cfg = self.hydra_cfg
+        folder = Path(hydra_cfg.runtime.output_dir)
+        ours = {Path(f).name for f in self.log_files if Path(f).parent == folder}
+        if hydra_cfg.output_subdir is not None:
+            ours.add(str(hydra_cfg.output_subdir))
+        try:
+            if not folder.is_dir() or {p.name for p in folder.iterdir()} - ours:
+                return
+            for name in ours:
+                path = folder / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                else:
+                    path.unlink(missing_ok=True)
+            if hydra_cfg.mode == RunMode.MULTIRUN:
+                _remove_if_only(Path(str(hydra_cfg.sweep.dir)), {"multirun.yaml"}, keep=folder)
+            _remove_empty_up_to_cwd(folder)
+        except OSError:
+            return  # best effort: a folder someone else writes into stays
+
     def _mask_hydra_files(self) -> None:
         hydra_cfg = self.hydra_cfg
         if hydra_cfg.output_subdir is not None:
@@ -139,3 +170,23 @@ class JobOutput:
                 mask_file(folder / name)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             mask_file(Path(str(hydra_cfg.sweep.dir)) / "multirun.yaml")
+
+
+def _remove_if_only(folder: Path, names: set[str], keep: Path) -> None:
+    """Removes ``folder`` where it holds only ``names`` and ``keep`` (a multirun's sweep folder whose
+    only job is the refused one)."""
+    if not folder.is_dir() or {p.name for p in folder.iterdir()} - names - {keep.name}:
+        return
+    for name in names:
+        (folder / name).unlink(missing_ok=True)
+
+
+def _remove_empty_up_to_cwd(folder: Path) -> None:
+    cwd = Path.cwd().resolve()
+    folder = folder.resolve()
+    while folder != cwd and cwd in folder.parents:
+        try:
+            folder.rmdir()  # only when empty
+        except OSError:
+            return
+        folder = folder.parent

@@ -237,3 +237,13 @@ def test_multirun_stops_at_the_first_run_that_does_not_exit_0(in_tmp, capsys):
     assert "multirun stopped: run #0 of 2 exited with code 3; 1 run(s) did not start" in err
     (sweep,) = list((in_tmp / "multirun").glob("*/*"))
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "multirun.yaml"]
+
+
+@pytest.mark.slow
+def test_run_refused_once_the_study_is_open_leaves_no_output_folder(in_tmp, capsys):
+    assert main([*TINY, "vault.auto_open=false", "hydra.run.dir=first"]) == 0
+    assert main([*TINY, "vault.auto_open=false", "trainer.batch_size=64", "hydra.run.dir=outputs/second"]) == 2
+    err = capsys.readouterr().err
+    assert "the fixed config changed since study 'quickstart' was created" in err
+    assert not (in_tmp / "outputs").exists(), "a refused run leaves no Hydra folder behind"
+    assert (in_tmp / "first/sweeps.log").exists()
