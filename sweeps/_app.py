@@ -162,17 +162,33 @@ def _validate(args: Any) -> _Plan:
         return _Plan([_Run(overrides, " ".join(overrides), _prepare(overrides))], multirun=False)
     _require_basic(base)
     params = [f"{key}={value}" for key, value in (base.sweeper.get("params") or {}).items()]
-    combinations = _combinations([*params, *task_overrides])
-    runs = []
+    combinations, swept_keys = _combinations([*params, *task_overrides])
+    runs, studies = [], {}
     for number, combination in enumerate(combinations):
         run = _Run([*hydra_overrides, *combination], " ".join(combination))
         try:
-            prepared = _prepare(run.overrides)
+            composed = compose_experiment(run.overrides)
+            if composed.cfg.sweep.study_name is None and len(combinations) > 1:
+                run.overrides += _own_study_name(composed.experiment or "sweeps", combination, swept_keys)
+            exp, data = _prepare(run.overrides)
         except ConfigError as exc:
             raise ConfigError(f"run #{number} of {len(combinations)} ({run.label}): {exc}") from None
-        run.prepared = prepared if len(combinations) == 1 else None  # data for one run at a time in memory
+        study = (exp.cfg.sweep.storage, exp.study_name)
+        if study in studies:
+            raise ConfigError(f"runs #{studies[study]} and #{number} of the multirun would both run study {study[1]!r} "
+                              f"in {study[0]}; name each its own, e.g. sweep.study_name='{study[1]}-s${{sweep.seed}}'")
+        studies[study] = number
+        run.prepared = (exp, data) if len(combinations) == 1 else None  # data for one run at a time in memory
         runs.append(run)
     return _Plan(runs, multirun=True)
+
+
+def _own_study_name(experiment: str, combination: list[str], swept_keys: set[str]) -> list[str]:
+    """A study of its own for each combination of a multirun whose study_name is left null: the
+    experiment's name and the swept values (``quickstart-sweep.seed=1``), as in Hydra's override_dirname."""
+    swept = [o.replace("\\", "").replace("'", "") for o in combination
+             if o.split("=", 1)[0] in swept_keys and o.split("=", 1)[0].lstrip("+~") != "experiment"]
+    return [f"sweep.study_name='{'-'.join([experiment, *swept])}'"] if swept else []
 
 
 def _split(overrides: list[str]) -> tuple[list[str], list[str], list[bool]]:
@@ -197,10 +213,10 @@ def _require_basic(hydra_node: DictConfig) -> None:
                           f"launcher (each sweep runs its own workers: sweep.n_workers), got {launcher}")
 
 
-def _combinations(task_overrides: list[str]) -> list[list[str]]:
+def _combinations(task_overrides: list[str]) -> tuple[list[list[str]], set[str]]:
     """The overrides of each job, in the order Hydra's basic sweeper runs them: one list per key
     (a sweep gives its values, a plain override its one value), the last override of a key winning,
-    and their product."""
+    and their product; and the keys swept over more than one value."""
     with own_hydra():
         parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
         try:
@@ -217,7 +233,8 @@ def _combinations(task_overrides: list[str]) -> list[list[str]]:
             else:
                 raise ConfigError(f"{override.input_line}: Hydra's basic sweeper sweeps lists and ranges, not "
                                   "intervals (Optuna searches intervals: put them under search:)")
-    return [list(values) for values in itertools.product(*per_key.values())]
+    swept = {key for key, values in per_key.items() if len(values) > 1}
+    return [list(values) for values in itertools.product(*per_key.values())], swept
 
 
 def _prepare(overrides: list[str]) -> tuple[Experiment, Dataset]:

@@ -247,3 +247,18 @@ def test_run_refused_once_the_study_is_open_leaves_no_output_folder(in_tmp, caps
     assert "the fixed config changed since study 'quickstart' was created" in err
     assert not (in_tmp / "outputs").exists(), "a refused run leaves no Hydra folder behind"
     assert (in_tmp / "first/sweeps.log").exists()
+
+
+@pytest.mark.slow
+def test_multirun_names_a_study_per_combination_when_study_name_is_null(in_tmp, capsys):
+    assert main(["-m", *TINY, "sweep.seed=0,1", "vault.auto_open=false"]) == 0
+    assert sorted(p.name for p in (in_tmp / "exports").iterdir()) == ["quickstart-sweep.seed=0",
+                                                                       "quickstart-sweep.seed=1"]
+    assert "study 'quickstart-sweep.seed=1' in sqlite:///sweeps.db" in capsys.readouterr().out
+
+
+def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
+    assert main(["-m", *TINY, "sweep.seed=0,1", "sweep.study_name=same"]) == 2
+    err = capsys.readouterr().err
+    assert "runs #0 and #1 of the multirun would both run study 'same' in sqlite:///sweeps.db" in err
+    assert list(in_tmp.iterdir()) == []
