@@ -65,7 +65,8 @@ def _profiled_share(cfg, data) -> float:
     profile.disable()
     stats = pstats.Stats(profile).stats
     total = next(v[3] for (file, _, name), v in stats.items() if name == "fit" and file.endswith("train.py"))
-    monitor = sum(v[3] for (file, _, name), v in stats.items() if file.endswith("monitor.py") and name in _ENTRY_POINTS)
+    monitor = sum(v[3] for (file, _, name), v in stats.items() if "practices/monitor/" in file.replace("\\", "/")
+                  and name in _ENTRY_POINTS)
     return monitor / total
 
 

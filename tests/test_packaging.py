@@ -29,6 +29,13 @@ def test_packaging_lists_every_config_group_folder_as_a_package():
     assert _setuptools()["package-dir"] == {"sweeps.conf": "conf"}
 
 
+def test_packaging_lists_every_code_package():
+    found = sorted(".".join(p.parent.relative_to(ROOT).parts) for top in ("sweeps", "practices")
+                   for p in (ROOT / top).rglob("__init__.py"))
+    listed = sorted(p for p in _setuptools()["packages"] if not p.startswith("sweeps.conf"))
+    assert listed == found, "pyproject.toml [tool.setuptools] packages must list each package with an __init__.py"
+
+
 def test_packaging_conf_dir_of_a_checkout_is_the_top_level_conf():
     assert conf_dir() == ROOT / "conf"
     assert {"quickstart", "digits_cnn", "digits_mlp", "digits_staged"} <= set(experiments())
