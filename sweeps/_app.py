@@ -36,7 +36,7 @@ from sweeps._driver import run as run_study
 from sweeps._errors import ConfigError
 from sweeps._exit import EXIT_CONFIG, EXIT_OK
 from sweeps._experiment import Dataset, Experiment, prepare
-from sweeps._joblog import JobOutput, masked_log_records
+from sweeps._joblog import JobOutput, masked_log_records, masked_stderr
 from sweeps._packaged import conf_dir, experiments
 from sweeps._staged import run_stages
 from sweeps._storage import mask_text
@@ -266,7 +266,7 @@ def _launch(argv: list[str], plan: _Plan) -> int:
 def _call_hydra(argv: list[str], task: Any) -> int:
     """Hydra's ``@hydra.main`` application on the packaged config tree, called with ``argv``."""
     app = hydra.main(config_path=str(conf_dir()), config_name="config", version_base="1.3")(task)
-    with _sys_argv(argv), _root_logging_restored():
+    with _sys_argv(argv), _root_logging_restored(), masked_stderr():
         try:
             app()
         except SystemExit as exc:  # Hydra's own errors exit 1; a run that did not exit 0 raises its code

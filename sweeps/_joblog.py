@@ -5,7 +5,8 @@ a multirun, ``multirun.yaml`` into the sweep folder) before the run starts, with
 as typed. :class:`JobOutput` rewrites those files with passwords masked before the sweep opens its
 storage, and copies what the sweep prints into the run's log file (``sweeps.log``), one line per
 record, passwords masked. :func:`masked_log_records` masks every log record of the process, so that
-Hydra's own lines (``#0 : sweep.storage=...``) and Optuna's warnings carry no password either.
+Hydra's own lines (``#0 : sweep.storage=...``) and Optuna's warnings carry no password either, and
+:func:`masked_stderr` does the same for what Hydra writes to stderr (a failed job's overrides).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from omegaconf import DictConfig
 
 from sweeps._storage import mask_text
 
-__all__ = ["JobOutput", "masked_log_records", "mask_file"]
+__all__ = ["JobOutput", "masked_log_records", "masked_stderr", "mask_file"]
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 
@@ -59,6 +60,31 @@ def masked_log_records() -> Iterator[None]:
         yield
     finally:
         logging.setLogRecordFactory(previous)
+
+
+class _Masking:
+    """A text stream that masks URL passwords in each write (Hydra writes whole lines)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        self.stream.write(mask_text(text))
+        return len(text)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.stream, name)
+
+
+@contextlib.contextmanager
+def masked_stderr() -> Iterator[None]:
+    """stderr with URL passwords masked meanwhile: Hydra writes a failed job's overrides and traceback there."""
+    saved = sys.stderr
+    sys.stderr = _Masking(saved)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        sys.stderr = saved
 
 
 class _Tee:

@@ -262,3 +262,27 @@ def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
     err = capsys.readouterr().err
     assert "runs #0 and #1 of the multirun would both run study 'same' in sqlite:///sweeps.db" in err
     assert list(in_tmp.iterdir()) == []
+
+
+def test_an_unexpected_error_shows_hydra_report_with_passwords_masked(in_tmp, capsys, monkeypatch):
+    import sweeps._app
+
+    def crash(exp, data):
+        raise RuntimeError(f"boom at {exp.cfg.sweep.storage}")
+
+    url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"
+    monkeypatch.setattr(sweeps._app, "run_study", crash)
+    monkeypatch.setattr(sweeps._app, "prepare", lambda overrides: (_FakeExp(url), None))  # no server needed
+    assert main(["+experiment=quickstart", f"sweep.storage={url}"]) == 1
+    err = capsys.readouterr().err
+    assert "Error executing job with overrides" in err and "RuntimeError: boom at postgresql://postgres:***@" in err
+    assert PASSWORD not in err
+
+
+class _FakeExp:
+    """Just what the run reads before it crashes."""
+
+    def __init__(self, storage):
+        from omegaconf import OmegaConf
+
+        self.cfg = OmegaConf.create({"sweep": {"storage": storage}, "stages": None})
