@@ -238,13 +238,13 @@ def _combinations(task_overrides: list[str]) -> tuple[list[list[str]], set[str]]
 
 
 def _prepare(overrides: list[str]) -> tuple[Experiment, Dataset]:
-    """The experiment of ``overrides``, ready to run; refuses a config that searches nothing."""
-    composed = compose_experiment(overrides)
-    if not composed.cfg.get("search") and composed.cfg.get("stages") is None:
+    """The experiment of ``overrides``, ready to run; refuses a valid config that searches nothing."""
+    exp, data = prepare(overrides)
+    if not exp.cfg.get("search") and exp.cfg.get("stages") is None:
         names = ", ".join(experiments())
         raise ConfigError(f"nothing to search: name an experiment, python -m sweeps +experiment=NAME with NAME one of "
                           f"{names} (or yours on hydra.searchpath), or give a search: node")
-    return prepare(overrides)
+    return exp, data
 
 
 def _launch(argv: list[str], plan: _Plan) -> int:

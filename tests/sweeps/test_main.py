@@ -285,4 +285,4 @@ class _FakeExp:
     def __init__(self, storage):
         from omegaconf import OmegaConf
 
-        self.cfg = OmegaConf.create({"sweep": {"storage": storage}, "stages": None})
+        self.cfg = OmegaConf.create({"sweep": {"storage": storage}, "search": {"x": 1}, "stages": None})
