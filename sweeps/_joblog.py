@@ -23,7 +23,7 @@ from omegaconf import DictConfig
 
 from sweeps._storage import mask_text
 
-__all__ = ["JobOutput", "masked_log_records", "masked_stderr", "mask_file"]
+__all__ = ["JobOutput", "mask_file", "masked_log_records", "masked_stderr"]
 
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
 

@@ -7,13 +7,14 @@ another folder) is too slow for the test suite: .ci/run does it.
 import shutil
 import subprocess
 import sys
-import tomllib
 import zipfile
 from pathlib import Path
 
 import pytest
 
 from sweeps._packaged import conf_dir, experiments
+
+tomllib = pytest.importorskip("tomllib")  # Python >= 3.11; the package itself supports 3.10
 
 ROOT = Path(__file__).resolve().parent.parent
 
