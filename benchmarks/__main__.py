@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from benchmarks import efficiency
-from benchmarks._tables import ROOT, load, run_jobs, spread, table
+from benchmarks._tables import ROOT, cnn_epochs, load, run_jobs, spread, table
 
 SECTIONS = ("overhead", "throughput", "preflight", "efficiency", "hos", "workers")
 NOT_AVAILABLE = "Not available in this checkout"
@@ -68,7 +68,7 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
         run_dir = folder / f"r{repeat}"
         run_dir.mkdir()
         storage = f"sqlite:///{run_dir}/ours.db"
-        overrides = ["+experiment=digits_cnn", f"trainer.max_epochs={args.overhead_epochs}",
+        overrides = ["+experiment=digits_cnn", *cnn_epochs(args.overhead_epochs),
                      f"sweep.n_trials={args.overhead_trials}", "sweep.pruner=none", "trainer.num_threads=1",
                      f"sweep.seed={repeat}", f"sweep.storage={storage}", f"sweep.export_dir={run_dir}/exports"]
         jobs.append({"kind": "sweep", "overrides": overrides, "folder": str(run_dir)})
@@ -157,7 +157,7 @@ def _preflight_sweeps(args: argparse.Namespace, folder: Path, options: list[str]
         for option in options:
             run_dir = folder / f"{option}-{repeat}"
             run_dir.mkdir()
-            overrides = ["+experiment=digits_cnn", f"preflight={option}", f"trainer.max_epochs={args.overhead_epochs}",
+            overrides = ["+experiment=digits_cnn", f"preflight={option}", *cnn_epochs(args.overhead_epochs),
                          f"sweep.n_trials={args.preflight_trials}", "sweep.pruner=none", "trainer.num_threads=1",
                          f"sweep.storage=sqlite:///{run_dir}/s.db", f"sweep.export_dir={run_dir}/exports",
                          "vault.auto_open=false"]

@@ -20,6 +20,7 @@ import optuna
 import torch
 from torch.nn import functional as F
 
+from benchmarks._tables import cnn_epochs
 from practices.data import TrainVal
 from practices.models import CNN
 from practices.schedules import constant
@@ -75,7 +76,7 @@ def sweeps_trial(monitor: str | None, epochs: int, folder: str) -> Callable[[Tra
     from sweeps._experiment import prepare
     from sweeps._objective import Objective
 
-    overrides = ["+experiment=digits_cnn", f"trainer.max_epochs={epochs}", "trainer.num_threads=1",
+    overrides = ["+experiment=digits_cnn", *cnn_epochs(epochs), "trainer.num_threads=1",
                  "sweep.pruner=none", f"sweep.storage=sqlite:///{folder}/unused.db"]
     if monitor is not None:
         overrides.append(f"monitor={monitor}")

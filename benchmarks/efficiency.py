@@ -24,7 +24,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from benchmarks._tables import ROOT, env, run_jobs, spread, table
+from benchmarks._tables import ROOT, cnn_epochs, env, run_jobs, spread, table
 
 OURS, RANDOM, HOS = "sweeps (defaults)", "random search, no pruning", "hydra-optuna-sweeper (TPE, multirun)"
 HOS_REQUIREMENTS = ["hydra-optuna-sweeper==1.2.0", "optuna<3", "sqlalchemy<2", "hydra-core<1.4", "numpy<2",
@@ -44,7 +44,7 @@ def _sweep_job(method: str, seed: int, budget: int, max_epochs: int, folder: Pat
     run_dir = folder / f"{method.split()[0]}-{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{run_dir}/study.db"
-    overrides = ["+experiment=digits_cnn", f"trainer.max_epochs={max_epochs}", "sweep.n_trials=100000",
+    overrides = ["+experiment=digits_cnn", *cnn_epochs(max_epochs), "sweep.n_trials=100000",
                  f"sweep.seed={seed}", "trainer.num_threads=1", f"sweep.storage={storage}",
                  f"sweep.export_dir={run_dir}/exports", "vault.auto_open=false"]
     if method == RANDOM:

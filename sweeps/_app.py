@@ -31,10 +31,11 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from sweeps._cli import guarded, one_line
 from sweeps._compose import compose_experiment, compose_hydra, own_hydra
 from sweeps._driver import run as run_study
-from sweeps._errors import ConfigError
-from sweeps._exit import EXIT_CONFIG, EXIT_OK
+from sweeps._errors import ConfigError, StorageError
+from sweeps._exit import EXIT_CONFIG, EXIT_OK, EXIT_STORAGE
 from sweeps._experiment import Dataset, Experiment, prepare
 from sweeps._joblog import JobOutput, masked_log_records, masked_stderr
 from sweeps._packaged import conf_dir, experiments
@@ -83,8 +84,11 @@ def run_app(argv: Sequence[str]) -> int:
             return _show(args, _hydra_argv(args))
         plan = _validate(args)
     except ConfigError as exc:
-        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return EXIT_CONFIG
+    except StorageError as exc:  # the storage probe of a run's validation
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
+        return EXIT_STORAGE
     return _launch(_hydra_argv(args), plan)
 
 
@@ -136,7 +140,7 @@ def _show(args: Any, argv: list[str]) -> int:
 
     ``--cfg`` and ``--info`` validate first, as a run would: a config that prints is one that runs."""
     if args.cfg or args.info:
-        prepare(list(args.overrides))
+        prepare(list(args.overrides), probe=False)  # printing a config needs no server
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed), masked_log_records():
         code = _call_hydra(argv, _never)
@@ -317,13 +321,13 @@ def _task(cfg: DictConfig) -> None:
 
 def _run_sweep(run: _Run) -> int:
     """Runs one sweep; refusals found only once the storage is open (a study whose fixed config
-    changed, a vault already opened) are bad input too: one line, exit 2."""
-    try:
+    changed, a vault already opened) are bad input too: one line, exit 2 (sweeps._cli.guarded)."""
+
+    def body() -> int:
         exp, data = run.prepared or prepare(run.overrides)
         run.prepared = None
         if exp.cfg.get("stages") is not None:
             return run_stages(exp, data)
         return run_study(exp, data)
-    except ConfigError as exc:
-        print(f"error: {mask_text(str(exc))}", file=sys.stderr)
-        return EXIT_CONFIG
+
+    return guarded(body)

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeps._errors import ConfigError
 from sweeps._packaged import conf_dir
+from sweeps._storage import mask_text
 
 __all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_hydra", "compose_options", "own_hydra"]
 
@@ -57,7 +58,8 @@ def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
         with own_hydra():
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"cannot compose the config from {list(overrides)}: {exc}") from None
+        # Hydra echoes the overrides, a storage URL with its password among them.
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra") and v is not None}
     with _unlocked(cfg):
         del cfg["hydra"]
@@ -92,7 +94,7 @@ def compose_hydra(overrides: Sequence[str]) -> DictConfig:
         with own_hydra():
             return compose("config", overrides=list(overrides), return_hydra_config=True).hydra
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(f"cannot compose the config from {list(overrides)}: {exc}") from None
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
 
 
 def compose_options(composed: Composed, group: str, options: Sequence[str]) -> dict[str, DictConfig]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from typing import Any, Optional
 
 from omegaconf import DictConfig, OmegaConf
@@ -12,8 +13,19 @@ from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
 
-__all__ = ["MonitorConfig", "PreflightConfig", "SAMPLERS", "PRUNERS", "TOP_LEVEL_KEYS", "monitor_config", "preflight_config",
-           "validate_structure"]
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "TOP_LEVEL_KEYS",
+    "MonitorConfig",
+    "PreflightConfig",
+    "check_study_name",
+    "direction_of",
+    "monitor_config",
+    "preflight_config",
+    "set_direction",
+    "validate_structure",
+]
 
 SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
@@ -22,6 +34,9 @@ DEVICES = ("auto", "cpu", "cuda")
 TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "preflight",
                   "search", "provenance", "vault", "stages", "lr_range_test")
 FINAL_MODELS = ("retrain", "checkpoint")
+MAX_SEED = 2**32 - 2  # numpy and scikit-learn take seeds in [0, 2**32 - 1]; the split uses seed + 1 as well
+# Study names become folder names under sweep.export_dir: no path separators, no leading dot.
+STUDY_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
 
 
 @dataclasses.dataclass
@@ -29,7 +44,7 @@ class SweepConfig:
     study_name: Optional[str] = None
     storage: str = "sqlite:///sweeps.db"
     metric: str = "val_accuracy"
-    direction: str = "maximize"
+    direction: Optional[str] = None  # null: follows the metric (val_accuracy maximize, val_loss minimize)
     n_trials: int = 20
     timeout: Optional[float] = None
     seed: int = 0
@@ -186,7 +201,13 @@ def validate_structure(cfg: DictConfig) -> None:
     _validate_preflight(cfg)
     _require(sweep.n_trials >= 1, f"sweep.n_trials must be >= 1, got {sweep.n_trials}")
     _require(sweep.metric in METRICS, f"sweep.metric must be one of {sorted(METRICS)}, got {sweep.metric!r}")
-    _require(sweep.direction in DIRECTIONS, f"sweep.direction must be one of {list(DIRECTIONS)}, got {sweep.direction!r}")
+    direction_of(sweep)
+    _check_seed("sweep.seed", sweep.seed)
+    _check_seed("split.seed", split.seed)
+    if sweep.study_name is not None:
+        check_study_name(sweep.study_name)
+    lr_range = cfg.get("lr_range_test", False)
+    _require(isinstance(lr_range, bool), f"lr_range_test must be true or false, got {lr_range!r}")
     _require(sweep.sampler in SAMPLERS, f"sweep.sampler must be one of {list(SAMPLERS)}, got {sweep.sampler!r}")
     _require(sweep.pruner in PRUNERS, f"sweep.pruner must be one of {list(PRUNERS)}, got {sweep.pruner!r}")
     _require(
@@ -231,6 +252,44 @@ def validate_structure(cfg: DictConfig) -> None:
     )
 
 
+def direction_of(sweep: Any) -> str:
+    """The direction of ``sweep`` (a sweep node): as set, or, where null, the one its metric is
+    optimized in (``val_accuracy`` maximize, ``val_loss`` minimize).
+
+    Raises:
+        ConfigError: an unknown direction, or one that contradicts the metric.
+    """
+    wanted = {"max": "maximize", "min": "minimize"}[METRICS[sweep.metric]]
+    if sweep.direction is None:
+        return wanted
+    _require(sweep.direction in DIRECTIONS,
+             f"sweep.direction must be one of {list(DIRECTIONS)} or null (follows sweep.metric), got {sweep.direction!r}")
+    _require(sweep.direction == wanted,
+             f"sweep.direction={sweep.direction} contradicts sweep.metric={sweep.metric}, which is best when it is "
+             f"{'high' if wanted == 'maximize' else 'low'}: use sweep.direction={wanted}, or null (follows the metric)")
+    return wanted
+
+
+def set_direction(cfg: DictConfig) -> None:
+    """Writes the derived direction into ``cfg.sweep.direction`` (read by the study, the plateau
+    schedule's mode and the stage comparison). Call after :func:`validate_structure`."""
+    struct = OmegaConf.is_struct(cfg)
+    OmegaConf.set_struct(cfg, False)
+    cfg.sweep.direction = direction_of(cfg.sweep)
+    OmegaConf.set_struct(cfg, struct)
+
+
+def check_study_name(name: Any, key: str = "sweep.study_name") -> None:
+    """Refuses a study name that is no safe folder name (it becomes ``<export_dir>/<name>/``)."""
+    _require(isinstance(name, str) and bool(STUDY_NAME.match(name)) and name not in (".", ".."),
+             f"{key} must be 1-100 characters of A-Z a-z 0-9 . _ - without a leading dot (it names the export "
+             f"folder), got {name!r}")
+
+
+def _check_seed(key: str, seed: int) -> None:
+    _require(0 <= seed <= MAX_SEED, f"{key} must be in [0, {MAX_SEED}], got {seed}")
+
+
 def preflight_config(cfg: DictConfig) -> DictConfig:
     """The typed ``preflight`` node of ``cfg``, with the defaults where it has none (older studies)."""
     return _typed("preflight", cfg.get("preflight") or {})
@@ -238,6 +297,7 @@ def preflight_config(cfg: DictConfig) -> DictConfig:
 
 def _validate_preflight(cfg: DictConfig) -> None:
     pf = preflight_config(cfg)
+    _check_seed("preflight.seed", pf.seed)
     for check, keys in (("gradient", ("n_samples", "n_entries")), ("init_loss", ("n_inits", "n_samples")),
                         ("overfit", ("n_samples", "max_steps"))):
         for key in keys:

@@ -1,27 +1,33 @@
 """An experiment ready to run: composed once, validated, its search space compiled.
 
 Validation happens here, before any storage is opened: a bad experiment raises ConfigError and
-nothing is written anywhere.
+nothing is written anywhere. The storage is probed last (StorageError when it cannot be reached), so
+that a run refused for its config never creates a database file.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import json
+import math
+import warnings
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from practices.data import TrainVal
+from practices.data import Split, TrainVal, as_arrays, split_indices
 from practices.vault import Duplicates, SealedTest
-from sweeps._build import BuildError, build, load_data
+from sweeps._build import BuildError, build
 from sweeps._compose import Composed, compose_experiment, compose_options
-from sweeps._config import validate_structure
+from sweeps._config import check_study_name, set_direction, validate_structure
 from sweeps._errors import ConfigError
-from sweeps._space import SearchSpace, compile_space, config_for
-from sweeps._storage import check_storage, check_workers
+from sweeps._space import Probe, SearchSpace, compile_space, config_for
+from sweeps._storage import check_storage, check_workers, mask, probe_storage
 from sweeps._vault import seal_test
 
 __all__ = ["Experiment", "Dataset", "check_builds", "compile_experiment", "prepare"]
@@ -83,9 +89,12 @@ class Experiment:
         return {**self.choices, **choices}
 
     def record(self) -> dict[str, Any]:
-        """Plain-JSON form, stored on the study so that export can rebuild any trial's config."""
+        """Plain-JSON form, stored on the study so that export can rebuild any trial's config; the
+        storage's password is masked (the command line supplies the real URL on every run)."""
+        base = OmegaConf.to_container(self.cfg, resolve=False)
+        base["sweep"]["storage"] = mask(str(base["sweep"]["storage"]))
         return {
-            "base": OmegaConf.to_container(self.cfg, resolve=False),
+            "base": base,
             "choices": self.choices,
             "options": {g: {o: OmegaConf.to_container(n, resolve=False) for o, n in opts.items()} for g, opts in self.options.items()},
         }
@@ -98,48 +107,227 @@ class Experiment:
         return cls(cfg, dict(record["choices"]), options, compile_space(search, cfg, options))
 
     def load(self) -> Dataset:
-        """Loads the data and cuts the split; errors in the data config become ConfigError."""
-        try:
-            X, y, split = load_data(self.cfg)
-        except ConfigError:
-            raise
-        except Exception as exc:  # a user's loader can fail in any way; name where
-            target = OmegaConf.select(self.cfg, "data._target_")
-            raise ConfigError(f"data ({target}): {type(exc).__name__}: {exc}") from None
+        """Loads the data and cuts the split; errors in the data config become ConfigError.
+
+        Raises:
+            ConfigError: the loader failed, the labels hold fewer than 2 classes or skip one, or
+                ``split.*`` leaves a split without a sample of some class.
+        """
+        X, y = _load_arrays(self.cfg)
+        split = _split(y, self.cfg.split)
         drop = bool(OmegaConf.select(self.cfg, "vault.drop_duplicates", default=False))
         sealed, duplicates, n_dropped = seal_test(X, y, split, drop_duplicates=drop)
         n_classes = int(y.max()) + 1
         return Dataset(X[split.train], y[split.train], X[split.val], y[split.val], n_classes, sealed, duplicates, n_dropped)
 
 
-def _check_builds(exp: Experiment, data: Dataset) -> None:
-    """Builds model, optimizer and schedule of the base config and of every searched option."""
-    variants = [("", {})] + [(f" with {g}={o}", {g: o}) for g, nodes in exp.options.items() for o in nodes]
-    in_shape, n_classes = data.in_shape, data.n_classes
-    for label, choices in variants:
+def _load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
+    target = OmegaConf.select(cfg, "data._target_")
+    try:
+        X, y = as_arrays(*instantiate(cfg.data))
+    except ConfigError:
+        raise
+    except Exception as exc:  # a user's loader can fail in any way; name where
+        cause = exc.__cause__ or exc  # Hydra wraps the target's own error
+        raise ConfigError(f"data ({target}): {type(cause).__name__}: {cause}") from None
+    n_classes = int(y.max()) + 1 if len(y) else 0
+    counts = np.bincount(y, minlength=n_classes)
+    if np.count_nonzero(counts) < 2:
+        raise ConfigError(f"data ({target}): the labels hold {np.count_nonzero(counts)} class(es); a classifier needs "
+                          "at least 2 classes, each with at least 3 samples (one per split)")
+    missing = np.flatnonzero(counts == 0)
+    if missing.size:
+        raise ConfigError(f"data ({target}): class labels must be 0..{n_classes - 1} with every class present; no "
+                          f"sample has label {missing[:10].tolist()}")
+    if counts.min() < 3:
+        raise ConfigError(f"data ({target}): class {int(counts.argmin())} has {int(counts.min())} sample(s); each class "
+                          "needs at least 3, one for each of the train, validation and test splits")
+    return X, y
+
+
+def _at_least(value: float) -> float:
+    """``value`` rounded up to two significant digits, for a bound to suggest."""
+    scale = 10 ** (math.floor(math.log10(value)) - 1)
+    return math.ceil(value / scale) * scale
+
+
+def _split(y: np.ndarray, split_cfg: DictConfig) -> Split:
+    """The stratified split, refused where some split would miss a class."""
+    n, n_classes = len(y), int(y.max()) + 1
+    val_fraction, test_fraction = split_cfg.val_fraction, split_cfg.test_fraction
+    # scikit-learn's sizes for a float test_size: ceil for the held-out part.
+    n_test = math.ceil(test_fraction * n)
+    n_rest = n - n_test
+    n_val = math.ceil(val_fraction / (1.0 - test_fraction) * n_rest)
+    sizes = (("split.test_fraction", test_fraction, n_test, n_classes / n),
+             ("split.val_fraction", val_fraction, n_val, n_classes * (1 - test_fraction) / max(n_rest, 1)))
+    for key, value, size, low in sizes:
+        if size < n_classes:
+            raise ConfigError(f"{key}={value} gives {size} of {n} samples for {n_classes} classes; each split needs at "
+                              f"least one sample per class: use {key} >= {_at_least(low):g}")
+    if n_rest - n_val < n_classes:
+        raise ConfigError(f"split.val_fraction + split.test_fraction = {val_fraction + test_fraction:g} leaves "
+                          f"{n_rest - n_val} of {n} samples for training, fewer than the {n_classes} classes; lower them")
+    try:
+        split = split_indices(y, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_cfg.seed)
+    except ValueError as exc:  # scikit-learn's own conditions on stratification
+        raise ConfigError(f"split (val_fraction={val_fraction}, test_fraction={test_fraction}, seed={split_cfg.seed}) "
+                          f"cannot be cut: {exc}") from None
+    for name, key, index in (("validation", "split.val_fraction", split.val), ("test", "split.test_fraction", split.test),
+                             ("train", "split.val_fraction + split.test_fraction", split.train)):
+        absent = sorted(set(range(n_classes)) - set(np.unique(y[index]).tolist()))
+        if absent:
+            hint = "lower" if name == "train" else "raise"
+            raise ConfigError(f"{key}: the {name} split holds no sample of class {absent[:10]}; each split needs at "
+                              f"least one sample per class: {hint} {key} (now {val_fraction}, {test_fraction})")
+    return split
+
+
+def _check_builds(exp: Experiment, data: Dataset) -> int:
+    """Builds model, optimizer and schedule at every probe of the search space (no training) and
+    runs one forward pass of each distinct model on two training samples.
+
+    Returns:
+        The number of probes checked, the base config included.
+
+    Raises:
+        ConfigError: naming the searched key and value (or the base config) that cannot build.
+    """
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # passes on two samples: more threads only spin (4x the CPU time on 2 cores)
+    try:
+        return _check_probes(exp, data)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_probes(exp: Experiment, data: Dataset) -> int:
+    sample = torch.from_numpy(data.X_train[:2].copy())
+    try:
+        base = build(config_for(exp.cfg, exp.options, {}, {}), data.in_shape, data.n_classes, seed=0)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"cannot resolve the config: {exc}") from None
+    except BuildError as exc:
+        raise ConfigError(str(exc)) from None
+    _check_forward(exp.cfg, base.model, sample.to(base.device), data.n_classes, "")
+    work = _ProbeConfig(exp)
+    built: dict[str, Any] = {}
+    probes = exp.space.probes()
+    for probe in probes:
         try:
-            cfg = config_for(exp.cfg, exp.options, choices, {})
-        except OmegaConfBaseException as exc:
-            raise ConfigError(f"cannot resolve the config{label}: {exc}") from None
-        try:
-            build(cfg, in_shape, n_classes, seed=0)
+            _build_cached(work.at(probe), data, sample, built, probe.label)
         except BuildError as exc:
-            raise ConfigError(f"{exc}{label}") from None
+            raise ConfigError(f"{probe.label}: {exc}; every value the search can sample must build (narrow the "
+                              "search or change the fixed config)") from None
+    return 1 + len(probes)
 
 
-def prepare(overrides: Sequence[str]) -> tuple[Experiment, Dataset]:
-    """Composes, validates and compiles an experiment, and loads its data.
+class _ProbeConfig:
+    """One working copy of the config, moved from probe to probe by changing only what differs:
+    a deep copy per probe costs more than the builds."""
+
+    def __init__(self, exp: Experiment) -> None:
+        self.exp = exp
+        self.cfg = copy.deepcopy(exp.cfg)
+        OmegaConf.set_struct(self.cfg, False)
+        self.choices: dict[str, str] = {}
+        self.values: dict[str, Any] = {}
+
+    def _node(self, top: str, option: str | None) -> DictConfig:
+        return self.exp.options[top][option] if option is not None else self.exp.cfg[top]
+
+    def at(self, probe: Probe) -> DictConfig:
+        for top in set(self.choices) | set(probe.choices):
+            if self.choices.get(top) != probe.choices.get(top):
+                self.cfg[top] = self._node(top, probe.choices.get(top))
+                self.values = {k: v for k, v in self.values.items() if k.split(".")[0] != top}
+                self.choices[top] = probe.choices.get(top)
+        for key in [k for k in self.values if k not in probe.values]:
+            top, rest = key.split(".", 1)
+            raw: Any = OmegaConf.to_container(self._node(top, self.choices.get(top)), resolve=False)
+            for part in rest.split("."):
+                raw = raw[part]
+            OmegaConf.update(self.cfg, key, raw, merge=False)  # an interpolation stays one
+            del self.values[key]
+        for key, value in probe.values.items():
+            if key not in self.values or (type(self.values[key]), self.values[key]) != (type(value), value):
+                OmegaConf.update(self.cfg, key, value, merge=False)
+                self.values[key] = value
+        return self.cfg
+
+
+def _build_cached(cfg: DictConfig, data: Dataset, sample: torch.Tensor, built: dict[str, Any], label: str) -> None:
+    """Builds model, optimizer and schedule of ``cfg`` on the CPU, each only where its resolved node
+    (and what it is built on) differs from one built before."""
+    keys = {}
+    for group in ("model", "optimizer", "schedule"):
+        try:
+            node = OmegaConf.to_container(cfg[group], resolve=True)
+        except OmegaConfBaseException as exc:
+            raise BuildError(group, cfg, exc) from None
+        keys[group] = json.dumps([keys.get("optimizer" if group == "schedule" else "model"), node], sort_keys=True,
+                                 default=str)
+    model_key, optimizer_key, schedule_key = (f"{g}:{keys[g]}" for g in ("model", "optimizer", "schedule"))
+    if model_key not in built:
+        built[model_key] = _instantiate("model", cfg, lambda: instantiate(
+            cfg.model, in_shape=data.in_shape, n_classes=data.n_classes, _convert_="all"))
+        _check_forward(cfg, built[model_key], sample, data.n_classes, label)
+    model = built[model_key]
+    if optimizer_key not in built:
+        make = _instantiate("optimizer", cfg, lambda: instantiate(cfg.optimizer, _convert_="all"))
+        _instantiate("optimizer", cfg, lambda: make(model.parameters()))  # the partial must take the parameters
+        built[optimizer_key] = make
+    if schedule_key not in built:
+        optimizer = built[optimizer_key](model.parameters())  # a fresh one: a schedule changes its optimizer's lr
+        built[schedule_key] = _instantiate("schedule", cfg, lambda: instantiate(cfg.schedule, _convert_="all")(optimizer))
+
+
+def _instantiate(group: str, cfg: DictConfig, make: Any) -> Any:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return make()
+    except Exception as exc:  # user code can fail in any way; name the group that did
+        raise BuildError(group, cfg, exc) from None
+
+
+def _check_forward(cfg: DictConfig, model: torch.nn.Module, sample: torch.Tensor, n_classes: int, label: str) -> None:
+    """One forward pass on two training samples: it must run and give ``(2, n_classes)`` logits."""
+    where = f"{label}: model" if label else "model"
+    target = OmegaConf.select(cfg, "model._target_")
+    try:
+        with torch.no_grad():
+            out = model(sample)
+    except Exception as exc:  # user code can fail in any way
+        raise ConfigError(f"{where} ({target}): the forward pass on {len(sample)} training samples of shape "
+                          f"{tuple(sample.shape[1:])} raises {type(exc).__name__}: {exc}") from None
+    shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+    if shape != (len(sample), n_classes):
+        raise ConfigError(f"{where} ({target}): the output for {len(sample)} samples is {shape}; expected logits of "
+                          f"shape (batch, n_classes) = ({len(sample)}, {n_classes})")
+
+
+def prepare(overrides: Sequence[str], *, probe: bool = True) -> tuple[Experiment, Dataset]:
+    """Composes, validates and compiles an experiment, loads its data, checks that every config the
+    search can produce builds, then (``probe``) checks that the storage can be opened. Writes nothing.
 
     Raises:
         ConfigError: anything wrong with the config, naming the key, the value and what is allowed.
+        StorageError: the storage is well-formed but cannot be reached or opened.
     """
     composed = compose_experiment(overrides)
-    validate_structure(composed.cfg)
-    check_storage(composed.cfg.sweep.storage)
-    check_workers(composed.cfg.sweep.storage, composed.cfg.sweep.n_workers)
+    cfg = composed.cfg
+    validate_structure(cfg)
+    set_direction(cfg)
+    check_storage(cfg.sweep.storage)
+    check_workers(cfg.sweep.storage, cfg.sweep.n_workers)
     exp = compile_experiment(composed)
+    if cfg.sweep.study_name is None:
+        check_study_name(exp.study_name, "sweep.study_name (null: the experiment's name)")
     data = exp.load()
     _check_builds(exp, data)
+    if probe:
+        probe_storage(cfg.sweep.storage)
     return exp, data
 
 
@@ -155,6 +343,7 @@ def compile_experiment(composed: Composed) -> Experiment:
     return Experiment(cfg, composed.choices, options, compile_space(search, cfg, options), list(composed.overrides))
 
 
-def check_builds(exp: Experiment, data: Dataset) -> None:
-    """Builds every variant of ``exp`` once, turning config errors into ConfigError."""
-    _check_builds(exp, data)
+def check_builds(exp: Experiment, data: Dataset) -> int:
+    """Builds ``exp`` at every probe of its search space, turning config errors into ConfigError;
+    returns the number of configs built."""
+    return _check_builds(exp, data)

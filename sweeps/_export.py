@@ -44,6 +44,7 @@ def plain(value: Any) -> Any:
 def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str, Any]:
     best = study.best_trial
     cfg = OmegaConf.to_container(exp.config(best.params), resolve=True)
+    cfg["sweep"]["storage"] = mask(str(cfg["sweep"]["storage"]))  # studies made before the record was masked
     cfg["search"] = {}
     cfg["provenance"] = {
         "study": study.study_name,

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeps._errors import ConfigError
 
-__all__ = ["Param", "GroupChoice", "SearchSpace", "compile_space", "config_for", "flatten_search"]
+__all__ = ["Param", "GroupChoice", "Probe", "SearchSpace", "compile_space", "config_for", "flatten_search"]
 
 FROZEN_PREFIXES = ("data", "split", "sweep", "monitor", "preflight", "search", "provenance", "vault", "stages",
                    "lr_range_test")
@@ -67,6 +67,31 @@ class GroupChoice:
     group: str
     choice: Param
     options: dict[str, tuple[Param, ...]]
+
+
+@dataclasses.dataclass(frozen=True)
+class Probe:
+    """A point of the space at which the config must build: group choices and ``{config key: value}``."""
+
+    label: str
+    choices: dict[str, str]
+    values: dict[str, Any]
+
+    def key(self) -> str:
+        return json.dumps([self.choices, self.values], sort_keys=True, default=str)
+
+
+def _ends(d: BaseDistribution) -> list[Any]:
+    """Every choice of a categorical; the low and high ends of a numeric range (Optuna's, after
+    adjusting ``high`` to the step)."""
+    if isinstance(d, CategoricalDistribution):
+        return list(d.choices)
+    return [d.low] if d.low == d.high else [d.low, d.high]
+
+
+def _low_high(d: BaseDistribution) -> tuple[Any, Any]:
+    ends = _ends(d)
+    return ends[0], ends[-1]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -102,6 +127,47 @@ class SearchSpace:
         for g in self.groups:
             values.update({p.key: params[p.name] for p in g.options[choices[g.group]]})
         return choices, values
+
+    def search_key(self, param: Param) -> str:
+        """Where ``param`` is declared: ``search.model.hidden`` or ``search.schedule.options.step.factor``."""
+        for g in self.groups:
+            for option, params in g.options.items():
+                if param in params:
+                    return f"search.{g.group}.options.{option}.{param.key[len(g.group) + 1:]}"
+        return f"search.{param.key}"
+
+    def probes(self) -> list[Probe]:
+        """The points at which every config the space can produce should build, without the full
+        cartesian product: each group option; each parameter at every categorical choice and at both
+        ends of its range, the others at their base values; and, for each group option (the base
+        config where no group is searched), all parameters at their low ends together, all at their
+        high ends together, and each int parameter at one end with all others at the other end
+        (counts such as warmup_epochs against a searched max_epochs). A categorical's first choice
+        counts as its low end, its last as its high end. No duplicates."""
+        contexts = [(f", search.{g.group}={o}", {g.group: o}, ps) for g in self.groups for o, ps in g.options.items()]
+        probes = [Probe(f"search.{g.group}={o}", {g.group: o}, {}) for g in self.groups for o in g.options]
+        probes += [Probe(f"{self.search_key(p)}={v!r}", {}, {p.key: v}) for p in self.params for v in _ends(p.distribution)]
+        for suffix, choices, own in contexts or [("", {}, ())]:
+            probes += [Probe(f"{self.search_key(p)}={v!r}", choices, {p.key: v}) for p in own for v in _ends(p.distribution)]
+            ends = {p.key: _low_high(p.distribution) for p in (*self.params, *own)}
+            if len(ends) < 2:
+                continue
+            for side, name in ((0, "low"), (1, "high")):
+                values = {k: e[side] for k, e in ends.items()}
+                shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
+                probes.append(Probe(f"every searched key at its {name} end ({shown}){suffix}", choices, values))
+                other = "high" if side == 0 else "low"
+                for p in (*self.params, *own):
+                    if not isinstance(p.distribution, IntDistribution):
+                        continue
+                    values = {k: e[1 - side] for k, e in ends.items()}
+                    values[p.key] = ends[p.key][side]
+                    probes.append(Probe(f"{self.search_key(p)}={values[p.key]!r} (its {name} end) with every other "
+                                        f"searched key at its {other} end{suffix}", choices, values))
+        unique: dict[str, Probe] = {}
+        for probe in probes:
+            unique.setdefault(probe.key(), probe)
+        return list(unique.values())
 
     @property
     def searched_keys(self) -> list[str]:

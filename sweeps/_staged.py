@@ -118,6 +118,8 @@ def run_stages(exp: Experiment, dataset: Dataset) -> int:
     only = exp.cfg.sweep.stage
     if only is not None and only not in [s.name for s in stages]:
         raise ConfigError(f"sweep.stage must be one of {[s.name for s in stages]}, got {only!r}")
+    for stage in stages:  # every stage's search against the base config, before anything is written
+        check_builds(stage_experiment(exp, stage, f"{exp.study_name}.{stage.name}", None), dataset)
     storage = storage_for(exp)
     previous, done = None, []
     for index, stage in enumerate(stages):

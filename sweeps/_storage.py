@@ -7,6 +7,8 @@ file path for Optuna's journal file storage. The same string opens the study in 
 from __future__ import annotations
 
 import contextlib
+import json
+import os
 import re
 import warnings
 from pathlib import Path
@@ -19,18 +21,23 @@ from optuna.trial import FrozenTrial
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from sweeps._errors import ConfigError, StorageError
 from sweeps._journal import HeartbeatJournalStorage
 
-from sweeps._errors import ConfigError
-
-__all__ = ["RetryStaleTrial", "artifact_dir", "check_storage", "check_workers", "mask", "open_storage", "is_url", "dashboard_command"]
+__all__ = ["RetryStaleTrial", "artifact_dir", "check_storage", "check_workers", "dashboard_command", "is_url", "mask",
+           "mask_text", "open_storage", "probe_storage", "storage_file"]
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
+CONNECT_TIMEOUT_S = 10  # how long the probe waits for a database server before calling it unreachable
 _SCHEMA_LOCK_KEY = 0x5357_4545_5053  # "SWEEPS": one advisory lock id for schema creation
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
 # user:password@ inside any URL in free text (Hydra echoes overrides, drivers echo parts of URLs); Hydra's
 # multirun writes overrides with ':' escaped (postgresql\://user\:password@host).
 _PASSWORD_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*\\?://[^\s:/@'\"\\]*\\?:)[^\s@'\"]*@")
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
+# What the driver of each dialect is installed as, for the message when it is missing.
+_DRIVER_PACKAGES = {"postgresql": "psycopg[binary]", "mysql": "mysqlclient (or use mysql+pymysql:// with pymysql)"}
 
 
 def is_url(storage: str) -> bool:
@@ -52,39 +59,156 @@ def mask_text(text: str) -> str:
     return _PASSWORD_IN_TEXT.sub(r"\1***@", text)
 
 
-def check_storage(storage: str) -> None:
-    """Checks ``storage`` without touching it.
+def check_storage(storage: str, key: str = "sweep.storage") -> None:
+    """Checks the form of ``storage`` and any local file it names, without creating or changing anything.
 
     Raises:
-        ConfigError: a malformed URL, an unsupported dialect, or a file whose folder is missing.
+        ConfigError: a malformed URL, an unsupported dialect or driver, a missing folder, a directory,
+            or a file of the wrong kind (an SQLite file given as a journal path, or the reverse).
     """
     if not isinstance(storage, str) or not storage.strip():
-        raise ConfigError(f"sweep.storage must be an SQLAlchemy URL or a journal file path, got {storage!r}")
+        raise ConfigError(f"{key} must be an SQLAlchemy URL or a journal file path, got {storage!r}")
     if not is_url(storage):
-        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", storage):
+        if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]*:", storage) and not re.match(r"^[A-Za-z]:[\\/]", storage):
             raise ConfigError(
-                f"sweep.storage {mask(storage)!r} is not a valid URL (dialect://...); "
+                f"{key} {mask(storage)!r} is not a valid URL (dialect://...); "
                 "expected e.g. sqlite:///sweeps.db, or a plain path for a journal file"
             )
-        if not Path(storage).parent.exists():
-            raise ConfigError(f"sweep.storage: folder of the journal file {storage!r} does not exist")
+        _check_journal_file(Path(storage), key)
         return
     try:
         url = make_url(storage)
     except (ArgumentError, ValueError):
         raise ConfigError(
-            f"sweep.storage {mask(storage)!r} is not a valid SQLAlchemy URL; "
+            f"{key} {mask(storage)!r} is not a valid SQLAlchemy URL; "
             "expected e.g. sqlite:///sweeps.db or postgresql://user@host/db"
         ) from None
     dialect = url.get_backend_name()
     if dialect not in DIALECTS:
-        raise ConfigError(f"sweep.storage: dialect {dialect!r} is not supported; use one of {list(DIALECTS)}")
+        raise ConfigError(f"{key}: dialect {dialect!r} is not supported; use one of {list(DIALECTS)}")
+    try:
+        url.get_dialect()
+    except sqlalchemy.exc.NoSuchModuleError:
+        raise ConfigError(f"{key} {mask(storage)!r}: SQLAlchemy knows no driver {url.drivername!r}; "
+                          f"use {dialect}://... (the default driver) or a driver SQLAlchemy lists") from None
     if dialect == "sqlite":
-        if not url.database:
-            raise ConfigError(f"sweep.storage {storage!r} names no database file; expected e.g. sqlite:///sweeps.db")
-        folder = Path(url.database).parent
-        if url.database != ":memory:" and not folder.exists():
-            raise ConfigError(f"sweep.storage: folder {str(folder)!r} of the SQLite file does not exist")
+        _check_sqlite_file(storage, url, key)
+
+
+def _check_journal_file(path: Path, key: str) -> None:
+    shown = str(path)
+    if path.is_dir():
+        raise ConfigError(f"{key} {shown!r} is a directory; a plain path names a journal file: use e.g. "
+                          f"{key}={path / 'sweeps.journal'} or {key}=sqlite:///{path / 'sweeps.db'}")
+    if not path.parent.exists():
+        raise ConfigError(f"{key}: folder of the journal file {shown!r} does not exist")
+    if not path.exists() and path.suffix in _SQLITE_SUFFIXES:
+        raise ConfigError(f"{key} {shown!r}: a plain path names a journal file, and {path.suffix} suggests SQLite: "
+                          f"use {key}=sqlite:///{shown}, or a journal file name such as {path.with_suffix('.journal')}")
+    head = _head(path)
+    if head.startswith(_SQLITE_MAGIC):
+        raise ConfigError(f"{key} {shown!r} is an SQLite database, but a plain path means a journal file: "
+                          f"use {key}=sqlite:///{shown}")
+    first = head.split(b"\n", 1)[0].strip()
+    if first and not _is_journal_line(first):
+        raise ConfigError(f"{key} {shown!r} is not an Optuna journal file (its first line is not a journal "
+                          "entry); name a new file, an existing journal, or an SQLAlchemy URL (sqlite:///FILE)")
+
+
+def _is_journal_line(line: bytes) -> bool:
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return False
+    return isinstance(entry, dict) and "op_code" in entry
+
+
+def _head(path: Path, n_bytes: int = 65536) -> bytes:
+    """The first bytes of ``path``; empty where it is missing or unreadable (the probe reports that)."""
+    try:
+        with path.open("rb") as file:
+            return file.read(n_bytes)
+    except OSError:
+        return b""
+
+
+def _check_sqlite_file(storage: str, url: sqlalchemy.engine.URL, key: str) -> None:
+    if not url.database:
+        raise ConfigError(f"{key} {mask(storage)!r} names no database file; expected e.g. sqlite:///sweeps.db")
+    if url.database == ":memory:" or url.database.startswith("file:"):
+        return
+    path = Path(url.database)
+    if not path.parent.exists():
+        raise ConfigError(f"{key}: folder {str(path.parent)!r} of the SQLite file does not exist")
+    if path.is_dir():
+        raise ConfigError(f"{key} {mask(storage)!r} names a directory; use e.g. "
+                          f"{key}=sqlite:///{path / 'sweeps.db'}")
+    head = _head(path, len(_SQLITE_MAGIC))
+    if head and not head.startswith(_SQLITE_MAGIC):
+        raise ConfigError(f"{key} {mask(storage)!r}: {str(path)!r} is not an SQLite database; name a new file "
+                          "or an existing database (a journal file is given as a plain path, without sqlite:///)")
+
+
+def storage_file(storage: str) -> Path | None:
+    """The local file a storage lives in (a journal file, an SQLite database), or None for a server."""
+    if not is_url(storage):
+        return Path(storage)
+    url = make_url(storage)
+    if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
+            or url.database.startswith("file:"):
+        return None
+    return Path(url.database)
+
+
+def probe_storage(storage: str, key: str = "sweep.storage", connect_timeout_s: int = CONNECT_TIMEOUT_S) -> None:
+    """Checks that ``storage`` can be opened, without creating or changing anything: a file's folder
+    is writable, an existing file readable and writable, a database server answers. Call
+    :func:`check_storage` first.
+
+    Raises:
+        StorageError: naming the storage (password masked) and what failed.
+    """
+    file = storage_file(storage)
+    if file is not None:
+        _probe_file(mask(storage), file, key)
+    elif make_url(storage).get_backend_name() != "sqlite":
+        _probe_server(storage, make_url(storage), key, connect_timeout_s)
+
+
+def _probe_file(shown: str, path: Path, key: str) -> None:
+    if path.exists():
+        if not os.access(path, os.R_OK | os.W_OK):
+            raise StorageError(f"{key} {shown!r}: {str(path)!r} is not readable and writable by this user")
+        return
+    folder = path.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise StorageError(f"{key} {shown!r}: cannot create {str(path)!r}: folder {str(folder)!r} "
+                           "is not writable by this user")
+
+
+def _probe_server(storage: str, url: sqlalchemy.engine.URL, key: str, connect_timeout_s: int) -> None:
+    dialect = url.get_backend_name()
+    try:
+        engine = sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool,
+                                          connect_args={"connect_timeout": connect_timeout_s})
+    except ImportError as exc:
+        package = _DRIVER_PACKAGES.get(dialect, "its driver")
+        raise StorageError(f"{key} {mask(storage)!r}: the {dialect} driver is not installed "
+                           f"({type(exc).__name__}: {exc}); install {package}") from None
+    try:
+        with engine.connect() as conn:
+            conn.execute(sqlalchemy.text("SELECT 1"))
+    except sqlalchemy.exc.DBAPIError as exc:
+        raise StorageError(f"{key} {mask(storage)!r} cannot be reached: {_reason(exc)}") from None
+    finally:
+        engine.dispose()
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line, without SQLAlchemy's wrapping and background link."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return mask_text(first.removeprefix("connection failed: "))
 
 
 class RetryStaleTrial(RetryHeartbeatStaleTrialCallback):
@@ -108,7 +232,20 @@ def open_storage(
         grace_period: seconds without a heartbeat after which a trial is stale; default twice the
             interval.
         max_retry: how many times one configuration is retried after going stale.
+
+    Raises:
+        StorageError: the storage cannot be opened (server gone, driver missing, schema of another
+            Optuna version, file unreadable).
     """
+    try:
+        return _open(storage, heartbeat_interval, grace_period, max_retry)
+    except (sqlalchemy.exc.DBAPIError, ImportError, OSError) as exc:
+        raise StorageError(f"sweep.storage {mask(storage)!r} cannot be opened: {_reason(exc)}") from None
+    except RuntimeError as exc:  # Optuna: the tables were made by another Optuna version
+        raise StorageError(f"sweep.storage {mask(storage)!r} cannot be opened: {mask_text(str(exc))}") from None
+
+
+def _open(storage: str, heartbeat_interval: int, grace_period: int | None, max_retry: int) -> optuna.storages.BaseStorage:
     grace = grace_period or 2 * heartbeat_interval
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

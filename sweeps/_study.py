@@ -17,6 +17,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment
+from sweeps._storage import mask
 from sweeps._trials import FINISHED, count_trials, end_reason, retried_numbers
 
 __all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "versions", "git_commit"]
@@ -106,9 +107,11 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     sweep = exp.cfg.sweep
     name = exp.study_name
     study = optuna.create_study(storage=storage, study_name=name, direction=sweep.direction, load_if_exists=True)
+    _check_direction(study, exp)
     record = exp.record()
     attrs = study.user_attrs
     if "space_fingerprint" not in attrs:
+        _name_metric(study, sweep.metric)
         study.set_user_attr("experiment", record)
         study.set_user_attr("config_fingerprint", config_fingerprint(record))
         study.set_user_attr("versions", versions())
@@ -117,6 +120,9 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
         study.set_user_attr("space_fingerprint", exp.space.fingerprint())
     else:
         _check_unchanged(study, exp, record)
+        if study.metric_names is None:  # a study created before sweeps named its objective
+            _name_metric(study, sweep.metric)
+        _scrub_password(study)
     # Resumed runs and parallel workers each get their own sampler seed, so that none replays
     # another's random startup samples.
     n_trials = len(study.get_trials(deepcopy=False))
@@ -129,13 +135,39 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     )
 
 
+def _scrub_password(study: optuna.Study) -> None:
+    """Masks the storage password in the ``experiment`` attribute of a study recorded before it was masked."""
+    record = study.user_attrs.get("experiment") or {}
+    storage = (record.get("base") or {}).get("sweep", {}).get("storage")
+    if isinstance(storage, str) and mask(storage) != storage:
+        record["base"]["sweep"]["storage"] = mask(storage)
+        study.set_user_attr("experiment", record)
+
+
+def _name_metric(study: optuna.Study, metric: str) -> None:
+    """Names the objective, so that optuna-dashboard (and trials_dataframe) show ``val_accuracy``,
+    not "Objective 0"."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        study.set_metric_names([metric])
+
+
+def _fresh(name: str) -> str:
+    return (f"start a new study with sweep.study_name={name}-2, or delete this one with "
+            f"`optuna delete-study --study-name {name} --storage STORAGE`")
+
+
+def _check_direction(study: optuna.Study, exp: Experiment) -> None:
+    """A study keeps the direction it was created with (older ones: maximize unless set, whatever the metric)."""
+    sweep = exp.cfg.sweep
+    if study.direction.name.lower() != sweep.direction:
+        raise ConfigError(f"sweep.direction is {sweep.direction!r} (sweep.metric={sweep.metric}) but study "
+                          f"{study.study_name!r} was created to {study.direction.name.lower()}; {_fresh(study.study_name)}")
+
+
 def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any]) -> None:
     name, attrs = study.study_name, study.user_attrs
-    fresh = f"start a new study with sweep.study_name={name}-2, or delete this one with " \
-            f"`optuna delete-study --study-name {name} --storage STORAGE`"
-    if study.direction.name.lower() != exp.cfg.sweep.direction:
-        raise ConfigError(f"sweep.direction is {exp.cfg.sweep.direction!r} but study {name!r} was created to "
-                          f"{study.direction.name.lower()}; {fresh}")
+    fresh = _fresh(name)
     if attrs["space_fingerprint"] != exp.space.fingerprint():
         raise ConfigError(f"the search space changed since study {name!r} was created (fingerprint "
                           f"{attrs['space_fingerprint']} -> {exp.space.fingerprint()}); {fresh}")

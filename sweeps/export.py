@@ -12,9 +12,10 @@ from typing import Sequence
 
 import optuna
 
+from sweeps._cli import guarded
 from sweeps._errors import ConfigError
 from sweeps._export import export_study
-from sweeps._storage import check_storage, mask, open_storage
+from sweeps._storage import check_storage, mask, open_storage, probe_storage, storage_file
 
 __all__ = ["main"]
 
@@ -31,18 +32,22 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        check_storage(args.storage)
-        storage = open_storage(args.storage)
-        names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
-        if args.study not in names:
-            raise ConfigError(f"--study: no study {args.study!r} in {mask(args.storage)}; studies there: {names}")
-        study = optuna.load_study(study_name=args.study, storage=storage)
-        if "experiment" not in study.user_attrs:
-            raise ConfigError(f"--study: {args.study!r} was not created by sweeps (no 'experiment' attribute)")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return guarded(lambda: _export(args))
+
+
+def _export(args: argparse.Namespace) -> int:
+    check_storage(args.storage, key="--storage")
+    probe_storage(args.storage, key="--storage")
+    file = storage_file(args.storage)
+    if file is not None and not file.exists():  # opening it would create an empty one
+        raise ConfigError(f"--storage {mask(args.storage)!r}: no file at {str(file)!r}; name the storage the sweep used")
+    storage = open_storage(args.storage)
+    names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    if args.study not in names:
+        raise ConfigError(f"--study: no study {args.study!r} in {mask(args.storage)}; studies there: {names}")
+    study = optuna.load_study(study_name=args.study, storage=storage)
+    if "experiment" not in study.user_attrs:
+        raise ConfigError(f"--study: {args.study!r} was not created by sweeps (no 'experiment' attribute)")
     exported = export_study(study, args.storage, args.out)
     print(f"wrote {exported.trials_csv}" + (f" and {exported.best_yaml}" if exported.best_yaml else " (no completed trial: no best.yaml)"))
     return 0

@@ -10,7 +10,7 @@ from typing import Sequence
 
 from omegaconf import OmegaConf
 
-from sweeps._errors import ConfigError
+from sweeps._cli import guarded
 
 __all__ = ["main"]
 
@@ -28,16 +28,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if {"-h", "--help"} & set(args):
         print(USAGE)
         return 0
+    return guarded(lambda: _check(args))
+
+
+def _check(args: list[str]) -> int:
     from sweeps._experiment import prepare
     from sweeps._preflight import run_checks
     from sweeps._space import config_for
 
-    try:
-        exp, dataset = prepare(args)
-        cfg = config_for(exp.cfg, exp.options, {}, {})
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    exp, dataset = prepare(args, probe=False)  # the checks alone open no storage
+    cfg = config_for(exp.cfg, exp.options, {}, {})
     data = dataset.train_val()
     target = OmegaConf.select(cfg, "model._target_")
     print(f"preflight of {exp.study_name}: model {target}, {len(data.y_train)} training samples, "

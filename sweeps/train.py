@@ -10,10 +10,13 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from omegaconf import OmegaConf
+import yaml
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from sweeps._build import train
-from sweeps._config import validate_structure
+from sweeps._cli import guarded
+from sweeps._config import set_direction, validate_structure
 from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment
 from sweeps._monitor import make_monitor
@@ -31,22 +34,33 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    return guarded(lambda: _train(args))
+
+
+def _load(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise ConfigError(f"config: no file at {str(path)!r}")
     try:
-        if not args.config.is_file():
-            raise ConfigError(f"config: no file at {str(args.config)!r}")
-        cfg = OmegaConf.load(args.config)
-        cfg.pop("defaults", None)
-        validate_structure(cfg)
-        provenance = cfg.get("provenance") or {}
-        seed = args.seed if args.seed is not None else provenance.get("seed")
-        if seed is None:
-            raise ConfigError("provenance.seed is missing; pass --seed N")
-        data = Experiment(cfg, {}, {}, SearchSpace((), ())).load().train_val()
-        # The trial's early stopping decided how many epochs it ran: the rerun needs the same.
-        monitor = make_monitor(cfg, checkpoints="none")
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        cfg = OmegaConf.load(path)
+    except (yaml.YAMLError, OmegaConfBaseException, UnicodeDecodeError) as exc:
+        raise ConfigError(f"config: {str(path)!r} is not a YAML config: {type(exc).__name__}: {exc}") from None
+    if not isinstance(cfg, DictConfig):
+        raise ConfigError(f"config: {str(path)!r} holds no mapping (an exported best.yaml is one)")
+    cfg.pop("defaults", None)
+    validate_structure(cfg)
+    set_direction(cfg)
+    return cfg
+
+
+def _train(args: argparse.Namespace) -> int:
+    cfg = _load(args.config)
+    provenance = cfg.get("provenance") or {}
+    seed = args.seed if args.seed is not None else provenance.get("seed")
+    if seed is None:
+        raise ConfigError("provenance.seed is missing; pass --seed N")
+    data = Experiment(cfg, {}, {}, SearchSpace((), ())).load().train_val()
+    # The trial's early stopping decided how many epochs it ran: the rerun needs the same.
+    monitor = make_monitor(cfg, checkpoints="none")
     result, _ = train(cfg, data, int(seed), callbacks=[monitor] if monitor else [])
     metric = cfg.sweep.metric
     print(f"{metric}={result.best_value:.6f} at epoch {result.best_epoch} of {result.epochs_run} (seed {seed})")

@@ -13,6 +13,7 @@ from typing import Sequence
 
 import optuna
 
+from sweeps._cli import guarded
 from sweeps._errors import ConfigError
 
 __all__ = ["main"]
@@ -23,7 +24,7 @@ USAGE = """usage: python -m sweeps.vault status|open +experiment=NAME [KEY=VALUE
   open     open the vault now: evaluate the best trial's final model on the test split, once
            (a second opening needs vault.reopen=true and is recorded in the audit list)
 Takes the same overrides as python -m sweeps (they name the study and its storage).
-Exit codes: 0 done, 2 bad config, no such study, or an opening refused.
+Exit codes: 0 done, 2 bad config, no such study, or an opening refused, 4 the storage cannot be reached.
 """
 COMMANDS = ("status", "open")
 
@@ -34,10 +35,14 @@ def _say(message: str) -> None:
 
 def _load(overrides: Sequence[str]):
     from sweeps._experiment import prepare
-    from sweeps._storage import mask, open_storage
+    from sweeps._storage import mask, open_storage, storage_file
 
     exp, data = prepare(overrides)
     storage_url = exp.cfg.sweep.storage
+    file = storage_file(storage_url)
+    if file is not None and not file.exists():  # opening it would create an empty one
+        raise ConfigError(f"sweep.storage: no study {exp.study_name!r}: no file at {str(file)!r}; run the sweep first "
+                          f"(python -m sweeps {' '.join(overrides)}) or name the storage it used")
     storage = open_storage(storage_url)
     try:
         storage.get_study_id_from_name(exp.study_name)
@@ -105,11 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0 if {"-h", "--help"} & set(args) else 2
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     command, overrides = args[0], args[1:]
-    try:
-        return status(overrides) if command == "status" else open_(overrides)
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return guarded(lambda: status(overrides) if command == "status" else open_(overrides))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,23 @@ class FailsInForward(nn.Module):
         raise RuntimeError("planted failure in forward")
 
 
+class FailsInTraining(FailsInForward):
+    """Passes the build check's forward pass (no gradients), then raises in every forward pass that
+    trains: each trial fails with an exception, as a model with a bug in its training path."""
+
+    def forward(self, x):
+        if torch.is_grad_enabled():
+            raise RuntimeError("planted failure in forward")
+        return self.linear(x.flatten(1))
+
+
+class WrongShape(FailsInForward):
+    """Builds and runs, but returns one logit per sample instead of one per class."""
+
+    def forward(self, x):
+        return self.linear(x.flatten(1))[:, :1]
+
+
 def blobs(n_per_class: int = 40, n_classes: int = 3, seed: int = 0):
     """A tiny, easily separable dataset returned as tensors, as a user's own loader may."""
     rng = np.random.default_rng(seed)

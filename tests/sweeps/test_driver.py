@@ -151,7 +151,7 @@ def test_nan_trial_without_monitor_is_failed_with_epoch_and_sweep_finishes(in_tm
 
 
 def test_failing_trials_are_recorded_and_failure_rate_stops_the_sweep(in_tmp, capsys):
-    code = main(["sweep.n_trials=20", "model._target_=tests.helpers.FailsInForward", "~model.width", "~model.depth",
+    code = main(["sweep.n_trials=20", "model._target_=tests.helpers.FailsInTraining", "~model.width", "~model.depth",
                  "~model.dropout", "~model.activation", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"])
     assert code == 1
     assert "more than sweep.max_failure_rate=0.5" in capsys.readouterr().out

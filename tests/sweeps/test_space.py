@@ -5,6 +5,7 @@ from optuna.distributions import CategoricalDistribution, FloatDistribution, Int
 
 from sweeps._errors import ConfigError
 from sweeps._experiment import prepare
+from sweeps._space import Probe, config_for
 
 QUICK = ["+experiment=quickstart"]
 
@@ -76,3 +77,42 @@ def test_fingerprint_changes_with_a_bound_and_not_otherwise(in_tmp):
 def test_bad_search_specs_name_key_and_value(override, message, in_tmp):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         prepare(QUICK + [override])
+
+
+def test_probes_cover_every_choice_both_ends_and_joint_ends_once(in_tmp):
+    exp, _ = prepare(QUICK)
+    probes = exp.space.probes()
+    labels = [p.label for p in probes]
+    assert len({p.key() for p in probes}) == len(probes), "no probe twice"
+    for label in ("search.model.hidden=32", "search.model.hidden=64", "search.model.hidden=128",
+                  "search.optimizer.lr=0.005", "search.optimizer.lr=0.3", "search.optimizer.momentum=0.95",
+                  "search.schedule=constant", "search.schedule.options.step.step_epochs=2",
+                  "search.schedule.options.step.step_epochs=6", "search.schedule.options.cosine.warmup_epochs=2"):
+        assert label in labels
+    single = next(p for p in probes if p.label == "search.schedule.options.cosine.warmup_epochs=2")
+    assert single.choices == {"schedule": "cosine"} and single.values == {"schedule.warmup_epochs": 2}
+    high = next(p for p in probes if p.label.startswith("every searched key at its high end") and
+                p.choices == {"schedule": "cosine"})
+    assert high.values == {"optimizer.lr": 0.3, "optimizer.momentum": 0.95, "model.hidden": 128,
+                           "schedule.warmup_epochs": 2}
+    mixed = [p for p in probes if "(its low end) with every other" in p.label]
+    assert {p.label.split("=")[0] for p in mixed} == {"search.schedule.options.step.step_epochs",
+                                                      "search.schedule.options.cosine.warmup_epochs"}
+    assert len(probes) == 26, "grows with the keys, not with their product"
+
+
+def test_probe_config_moves_between_probes_as_config_for_builds_them(in_tmp):
+    from sweeps._experiment import _ProbeConfig
+
+    # cosine's n_epochs is an interpolation (${trainer.max_epochs}): restoring it must keep it one.
+    exp, _ = prepare([*QUICK, "+search.schedule.options.cosine.n_epochs={type:int,low:6,high:12}",
+                      "+search.trainer.max_epochs={type:int,low:3,high:12}"])
+    work = _ProbeConfig(exp)
+    for probe in exp.space.probes():
+        cfg = work.at(probe)
+        expected = config_for(exp.cfg, exp.options, probe.choices, probe.values)
+        for group in ("model", "optimizer", "schedule", "trainer"):
+            assert OmegaConf.to_container(cfg[group], resolve=True) == OmegaConf.to_container(expected[group]), \
+                (probe.label, group)
+    cosine = work.at(Probe("cosine at its base values", {"schedule": "cosine"}, {}))
+    assert OmegaConf.to_container(cosine.schedule) == OmegaConf.to_container(exp.options["schedule"]["cosine"])

@@ -12,7 +12,7 @@ from sweeps.__main__ import main
 
 pytestmark = pytest.mark.slow
 TINY = ["+experiment=digits_staged", "trainer.max_epochs=1", "stages.0.n_trials=3", "stages.1.n_trials=2",
-        "sweep.pruner=none"]
+        "sweep.pruner=none", "stages.0.search.schedule.options.cosine.warmup_epochs.high=0"]
 
 
 def _study(name):

@@ -19,7 +19,8 @@ from sweeps.__main__ import main
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
-FAST = ["+experiment=quickstart", "trainer.max_epochs=2", "model.hidden=16"]
+FAST = ["+experiment=quickstart", "trainer.max_epochs=2", "model.hidden=16",
+        "search.schedule.options.cosine.warmup_epochs.high=1"]  # warmup must stay shorter than max_epochs
 
 
 def _sweep(*args, cwd):

@@ -1,0 +1,87 @@
+"""Storage strings: the form check and the probe write nothing; what cannot be reached exits 4."""
+
+import optuna
+import pytest
+import sqlalchemy
+
+from sweeps._cli import guarded
+from sweeps._errors import ConfigError, StorageError
+from sweeps._exit import EXIT_CONFIG, EXIT_STORAGE
+from sweeps._storage import check_storage, mask_text, open_storage, probe_storage, storage_file
+
+
+def test_storage_probe_of_new_files_creates_nothing(in_tmp):
+    for storage in ("sqlite:///new.db", "new.journal"):
+        check_storage(storage)
+        probe_storage(storage)
+    assert list(in_tmp.iterdir()) == []
+
+
+def test_storage_check_accepts_existing_optuna_storages(in_tmp):
+    optuna.create_study(study_name="s", storage="sqlite:///made.db")
+    optuna.create_study(study_name="s", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(in_tmp / "made.journal"))))
+    (in_tmp / "empty.journal").write_text("")
+    for storage in ("sqlite:///made.db", "made.journal", "empty.journal"):
+        check_storage(storage)
+        probe_storage(storage)
+
+
+@pytest.mark.parametrize("storage,message", [
+    ("made.db", "is an SQLite database, but a plain path means a journal file: use sweep.storage=sqlite:///made.db"),
+    ("sqlite:///made.journal", "'made.journal' is not an SQLite database"),
+    ("notes.txt", "is not an Optuna journal file"),
+    (".", "is a directory"),
+])
+def test_storage_check_refuses_the_wrong_kind_of_file(storage, message, in_tmp):
+    optuna.create_study(study_name="s", storage="sqlite:///made.db")
+    (in_tmp / "made.journal").write_text('{"op_code": 0, "worker_id": "w"}\n')
+    (in_tmp / "notes.txt").write_text("hello\n")
+    with pytest.raises(ConfigError, match="sweep.storage") as info:
+        check_storage(storage)
+    assert message in str(info.value)
+
+
+def test_storage_file_names_the_local_file_or_none():
+    assert str(storage_file("sqlite:///a/b.db")) == "a/b.db"
+    assert str(storage_file("x.journal")) == "x.journal"
+    assert storage_file("postgresql://u@h/db") is None and storage_file("sqlite:///:memory:") is None
+
+
+def test_storage_unreachable_server_raises_storage_error_naming_the_key():
+    with pytest.raises(StorageError, match=r"^--storage 'postgresql://u:\*\*\*@127.0.0.1:1/db' cannot be reached"):
+        probe_storage("postgresql://u:pw@127.0.0.1:1/db", key="--storage")
+    with pytest.raises(StorageError, match="cannot be opened"):
+        open_storage("postgresql://u:pw@127.0.0.1:1/db")
+
+
+def test_storage_mask_text_leaves_other_text_alone():
+    assert mask_text("a://u:p@h and b://v:q@k") == "a://u:***@h and b://v:***@k"
+    assert mask_text("sqlite:///x.db; user: pw@host") == "sqlite:///x.db; user: pw@host"
+
+
+def _raises(exc):
+    def body():
+        raise exc
+    return body
+
+
+def test_cli_guard_prints_one_masked_line_with_the_exit_code(capsys):
+    assert guarded(_raises(ConfigError("bad\nvalue at postgresql://u:pw@h/db"))) == EXIT_CONFIG
+    assert capsys.readouterr().err == "error: bad value at postgresql://u:***@h/db\n"
+    assert guarded(_raises(StorageError("gone"))) == EXIT_STORAGE
+    assert capsys.readouterr().err == "error: gone\n"
+
+
+def test_cli_guard_turns_a_connection_lost_mid_run_into_exit_4(capsys):
+    lost = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection unexpectedly"))
+    try:
+        raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from lost
+    except optuna.exceptions.StorageInternalError as exc:
+        wrapped = exc
+    assert guarded(_raises(wrapped)) == EXIT_STORAGE
+    err = capsys.readouterr().err
+    assert err.startswith("error: the storage failed during the run: server closed the connection unexpectedly")
+    assert len(err.splitlines()) == 1
+    with pytest.raises(optuna.exceptions.StorageInternalError):  # other storage errors are bugs: a traceback
+        guarded(_raises(optuna.exceptions.StorageInternalError("invalid data")))
