@@ -75,8 +75,8 @@ def test_help_lists_usage(capsys):
 
 
 # --- Hydra's command line -------------------------------------------------------------------------------
-# Small, fast sweeps: 1 trial of 1 epoch, no preflight, no monitor.
-TINY = ["+experiment=quickstart", "sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1",
+# Small, fast sweeps: 1 trial of 3 epochs (the quickstart searches warmups of up to 2), no preflight, no monitor.
+TINY = ["+experiment=quickstart", "sweep.n_trials=1", "trainer.max_epochs=3", "trainer.num_threads=1",
         "preflight=off", "monitor=off"]
 PASSWORD = "hunter2"
 
@@ -223,7 +223,7 @@ def test_multirun_runs_one_sweep_per_combination_and_masks_the_password(in_tmp, 
 def test_multirun_validates_every_run_before_the_first_starts(in_tmp, capsys):
     assert main(["-m", *TINY, "sweep.n_trials=1,0"]) == 2
     err = capsys.readouterr().err
-    assert err == "error: run #1 of 2 (+experiment=quickstart sweep.n_trials=0 trainer.max_epochs=1 " \
+    assert err == "error: run #1 of 2 (+experiment=quickstart sweep.n_trials=0 trainer.max_epochs=3 " \
                   "trainer.num_threads=1 preflight=off monitor=off): sweep.n_trials must be >= 1, got 0\n"
     assert list(in_tmp.iterdir()) == []
 
