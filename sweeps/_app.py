@@ -19,6 +19,7 @@ import dataclasses
 import io
 import itertools
 import logging
+import re
 import sys
 from typing import Any, Iterator, Sequence
 
@@ -180,7 +181,8 @@ def _validate(args: Any) -> _Plan:
         study = (exp.cfg.sweep.storage, exp.study_name)
         if study in studies:
             raise ConfigError(f"runs #{studies[study]} and #{number} of the multirun would both run study {study[1]!r} "
-                              f"in {study[0]}; name each its own, e.g. sweep.study_name='{study[1]}-s${{sweep.seed}}'")
+                              f"in {study[0]}; leave sweep.study_name null (each run then gets <experiment>-<swept values>) "
+                              "or sweep a list of names")
         studies[study] = number
         run.prepared = (exp, data) if len(combinations) == 1 else None  # data for one run at a time in memory
         runs.append(run)
@@ -189,10 +191,12 @@ def _validate(args: Any) -> _Plan:
 
 def _own_study_name(experiment: str, combination: list[str], swept_keys: set[str]) -> list[str]:
     """A study of its own for each combination of a multirun whose study_name is left null: the
-    experiment's name and the swept values (``quickstart-sweep.seed=1``), as in Hydra's override_dirname."""
-    swept = [o.replace("\\", "").replace("'", "") for o in combination
+    experiment's name and the swept values, in the characters a study name may hold
+    (``quickstart-sweep.seed_1``)."""
+    swept = [o.lstrip("+~").replace("\\", "").replace("=", "_", 1) for o in combination
              if o.split("=", 1)[0] in swept_keys and o.split("=", 1)[0].lstrip("+~") != "experiment"]
-    return [f"sweep.study_name='{'-'.join([experiment, *swept])}'"] if swept else []
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", "-".join([experiment, *swept]))[:100]
+    return [f"sweep.study_name={name}"] if swept else []
 
 
 def _split(overrides: list[str]) -> tuple[list[str], list[str], list[bool]]:

@@ -205,15 +205,15 @@ def test_run_output_folder_can_be_turned_off(in_tmp):
 @pytest.mark.slow
 def test_multirun_runs_one_sweep_per_combination_and_masks_the_password(in_tmp, capsys, postgres_url):
     storage = _with_password(postgres_url)
-    code = main(["-m", *TINY, f"sweep.storage={storage}", "sweep.seed=0,1", "sweep.study_name=seed${sweep.seed}"])
-    assert code == 0
+    assert main(["-m", *TINY, f"sweep.storage={storage}", "sweep.seed=0,1"]) == 0
     out = capsys.readouterr().out
-    assert (in_tmp / "exports/seed0/best.yaml").exists() and (in_tmp / "exports/seed1/best.yaml").exists()
+    for seed in (0, 1):
+        assert (in_tmp / f"exports/quickstart-sweep.seed_{seed}/best.yaml").exists()
     (sweep,) = list((in_tmp / "multirun").glob("*/*"))
     assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
     for number, seed in (("0", 0), ("1", 1)):
         assert f"seed: {seed}" in (sweep / number / ".hydra/config.yaml").read_text()
-        assert f"study 'seed{seed}'" in (sweep / number / "sweeps.log").read_text()
+        assert f"study 'quickstart-sweep.seed_{seed}'" in (sweep / number / "sweeps.log").read_text()
     assert _files_holding(in_tmp / "multirun", PASSWORD) == []
     assert PASSWORD not in out
     assert "postgres:***@" in (sweep / "multirun.yaml").read_text()
@@ -252,9 +252,9 @@ def test_run_refused_once_the_study_is_open_leaves_no_output_folder(in_tmp, caps
 @pytest.mark.slow
 def test_multirun_names_a_study_per_combination_when_study_name_is_null(in_tmp, capsys):
     assert main(["-m", *TINY, "sweep.seed=0,1", "vault.auto_open=false"]) == 0
-    assert sorted(p.name for p in (in_tmp / "exports").iterdir()) == ["quickstart-sweep.seed=0",
-                                                                       "quickstart-sweep.seed=1"]
-    assert "study 'quickstart-sweep.seed=1' in sqlite:///sweeps.db" in capsys.readouterr().out
+    assert sorted(p.name for p in (in_tmp / "exports").iterdir()) == ["quickstart-sweep.seed_0",
+                                                                       "quickstart-sweep.seed_1"]
+    assert "study 'quickstart-sweep.seed_1' in sqlite:///sweeps.db" in capsys.readouterr().out
 
 
 def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
