@@ -1,60 +1,79 @@
-"""``python -m sweeps +experiment=NAME [overrides...]``: compose once, validate, run."""
+"""``python -m sweeps +experiment=NAME [overrides...]`` (or the ``sweeps`` command): Hydra's command line.
+
+This module stays light: ``--help`` and ``--version`` answer without importing Hydra, torch or Optuna.
+Everything else is :func:`sweeps._app.run_app`.
+"""
 
 from __future__ import annotations
 
-import copy
 import sys
+from importlib import metadata
 from typing import Sequence
 
-from omegaconf import OmegaConf
+from sweeps._packaged import experiments
 
-from sweeps._cli import guarded
+__all__ = ["USAGE", "cli", "main"]
 
-USAGE = """usage: python -m sweeps +experiment=NAME [KEY=VALUE ...] [--cfg]
+USAGE = """usage: python -m sweeps +experiment=NAME [KEY=VALUE ...]     (the `sweeps` command is the same)
+       python -m sweeps -m +experiment=NAME[,NAME...] [KEY=VALUE,VALUE ...]
+       python -m sweeps +experiment=NAME --cfg job|hydra|all [--resolve] [--package PKG]
+       python -m sweeps +experiment=NAME --info [config|defaults|defaults-tree|plugins|searchpath]
 
-Runs (or resumes) the experiment's Optuna study until it holds sweep.n_trials finished trials,
-then exports exports/<study>/best.yaml and trials.csv.
+Runs (or resumes) the experiment's Optuna study until it holds sweep.n_trials finished trials, opens the
+test vault once, and exports exports/<study>/best.yaml and trials.csv.
 
-  +experiment=NAME   an experiment in conf/experiment/ (or on hydra.searchpath)
-  KEY=VALUE          Hydra overrides, e.g. sweep.n_trials=50 model=cnn sweep.storage=sqlite:///s.db
-  --cfg              validate, print the composed config (storage password masked) and exit
+  +experiment=NAME      {experiments} (or yours: hydra.searchpath=[file://DIR])
+  KEY=VALUE             Hydra overrides, e.g. sweep.n_trials=50 model=cnn sweep.storage=sqlite:///s.db
+  -m, --multirun        one sweep per combination (+experiment=a,b sweep.seed=0,1,2), one after the
+                        other, each validated before the first starts; stops at the first run that
+                        does not exit 0 and exits with its code
+  -c, --cfg job|hydra|all   validate, print the composed config (passwords masked), run nothing
+  -i, --info            Hydra's view: config search path, defaults tree, composed config, plugins
+  -sc, --shell-completion install=bash   tab completion for the `sweeps` command (bash, zsh, fish)
+  --hydra-help          Hydra's own help;  --version  versions of sweeps and Hydra
+
+Hydra keeps each run's config (.hydra/, passwords masked) and what it printed (sweeps.log) in
+outputs/DATE/TIME/ (-m: multirun/DATE/TIME/N/). Turn that off with hydra.output_subdir=null (no .hydra/),
+hydra/job_logging=none (no log file) and hydra.run.dir=. (no outputs/ folder). The study (sweeps.db),
+sweeps_artifacts/ and exports/ go to the current folder.
+
 Exit codes: 0 done; 1 stopped by sweep.max_failure_rate; 2 bad config or refused by the vault (nothing
 was run or written); 3 stopped by a preflight failure that no searched key can fix; 4 the storage cannot
 be reached or opened; 5 trials ran but none completed; 130 Ctrl-C; 143 SIGTERM (rerun to resume).
 """
 
 
-def _show(overrides: list[str]) -> int:
-    from sweeps._experiment import prepare
-    from sweeps._storage import mask
-
-    exp, _ = prepare(overrides, probe=False)
-    cfg = copy.deepcopy(exp.cfg)
-    cfg.sweep.storage = mask(cfg.sweep.storage)
-    print(OmegaConf.to_yaml(cfg))
-    return 0
+def usage() -> str:
+    return USAGE.format(experiments=", ".join(experiments()))
 
 
-def _run(overrides: list[str]) -> int:
-    from sweeps._driver import run
-    from sweeps._experiment import prepare
-
-    exp, data = prepare(overrides)
-    if exp.cfg.get("stages") is not None:
-        from sweeps._staged import run_stages
-
-        return run_stages(exp, data)
-    return run(exp, data)
+def version() -> str:
+    found = []
+    for name in ("sweeps", "hydra-core", "optuna", "torch"):
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return ", ".join(found)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if {"-h", "--help"} & set(args):
-        print(USAGE)
+        print(usage())
         return 0
-    overrides = [a for a in args if a != "--cfg"]
-    return guarded(lambda: _show(overrides) if "--cfg" in args else _run(overrides))
+    if "--version" in args:
+        print(version())
+        return 0
+    from sweeps._app import run_app  # Hydra, torch and Optuna: only for a command that needs them
+
+    return run_app(args)
+
+
+def cli() -> None:
+    """The ``sweeps`` console script."""
+    sys.exit(main())
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli()

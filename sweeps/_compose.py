@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import JobRuntime
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from sweeps._errors import ConfigError
+from sweeps._packaged import conf_dir
 from sweeps._storage import mask_text
 
-__all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_options"]
+__all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_hydra", "compose_options", "own_hydra"]
 
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+CONF_DIR = conf_dir()  # the packaged config tree (sweeps/conf/ in a wheel, conf/ in a checkout)
 GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "vault", "monitor", "preflight")
 
 
@@ -34,10 +36,26 @@ class Composed:
         return self.choices.get("experiment")
 
 
-def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
-    GlobalHydra.instance().clear()
+@contextlib.contextmanager
+def own_hydra() -> Iterator[None]:
+    """Hydra's global state set to our config tree for one composition, then put back as it was: inside
+    ``python -m sweeps`` (``@hydra.main``) the application's Hydra keeps running around it."""
+    global_hydra = GlobalHydra.instance()
+    running, job_name = global_hydra.hydra, JobRuntime.instance().get("name") if global_hydra.hydra else None
+    global_hydra.clear()
     try:
         with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+        if running is not None:
+            GlobalHydra.instance().initialize(running)
+            JobRuntime.instance().set("name", job_name)
+
+
+def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
+    try:
+        with own_hydra():
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
         # Hydra echoes the overrides, a storage URL with its password among them.
@@ -64,6 +82,19 @@ def compose_experiment(overrides: Sequence[str]) -> Composed:
     """Composes ``conf/config.yaml`` with command-line ``overrides`` (``+experiment=x`` etc.)."""
     cfg, choices = _compose(overrides)
     return Composed(cfg, choices, list(overrides))
+
+
+def compose_hydra(overrides: Sequence[str]) -> DictConfig:
+    """The ``hydra`` node composed with ``overrides`` (mode, sweeper, launcher, output folders), unresolved.
+
+    Raises:
+        ConfigError: the overrides do not compose.
+    """
+    try:
+        with own_hydra():
+            return compose("config", overrides=list(overrides), return_hydra_config=True).hydra
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
 
 
 def compose_options(composed: Composed, group: str, options: Sequence[str]) -> dict[str, DictConfig]:

@@ -31,8 +31,9 @@ DIALECTS = ("sqlite", "postgresql", "mysql")
 CONNECT_TIMEOUT_S = 10  # how long the probe waits for a database server before calling it unreachable
 _SCHEMA_LOCK_KEY = 0x5357_4545_5053  # "SWEEPS": one advisory lock id for schema creation
 _URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://")
-# user:password@ inside any URL in free text (Hydra echoes overrides, drivers echo parts of URLs).
-_PASSWORD_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*://[^\s:/@'\"]*:)[^\s@'\"]*@")
+# user:password@ inside any URL in free text (Hydra echoes overrides, drivers echo parts of URLs); Hydra's
+# multirun writes overrides with ':' escaped (postgresql\://user\:password@host).
+_PASSWORD_IN_TEXT = re.compile(r"([A-Za-z][A-Za-z0-9+.\-]*\\?://[^\s:/@'\"\\]*\\?:)[^\s@'\"]*@")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 # What the driver of each dialect is installed as, for the message when it is missing.

@@ -63,16 +63,18 @@ def versions() -> dict[str, str]:
 
 
 def git_commit() -> str | None:
-    """The commit of the project checkout, with ``+dirty`` for local changes; None outside git."""
+    """The commit of the sweeps checkout, with ``+dirty`` for local changes; None for an installed wheel
+    (even one in a virtual environment inside some other git repository) or where git is missing."""
     root = Path(__file__).resolve().parent.parent
     try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
+        head = subprocess.run(["git", "rev-parse", "--show-toplevel", "HEAD"], cwd=root, capture_output=True,
+                              text=True, timeout=5)
+        if head.returncode != 0 or Path(head.stdout.split("\n")[0]).resolve() != root:
+            return None
         dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
-    if head.returncode != 0:
-        return None
-    return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return head.stdout.split("\n")[1].strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:

@@ -106,7 +106,8 @@ def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_
 
 
 def test_sweep_prints_the_dashboard_command_with_the_artifact_dir(in_tmp, capsys):
-    assert main(["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1"]) == 0
+    assert main(["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1",
+                 "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]) == 0
     out = capsys.readouterr().out
     assert "watch it: optuna-dashboard sqlite:///sweeps.db --artifact-dir sweeps_artifacts" in out
     assert "inspect: optuna-dashboard sqlite:///sweeps.db --artifact-dir sweeps_artifacts" in out
