@@ -34,13 +34,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeps._cli import guarded, one_line
 from sweeps._compose import compose_experiment, compose_hydra, own_hydra
-from sweeps._driver import run as run_study
+from sweeps import _driver, _staged
 from sweeps._errors import ConfigError, StorageError
 from sweeps._exit import EXIT_CONFIG, EXIT_OK, EXIT_STORAGE
 from sweeps._experiment import Dataset, Experiment, prepare
 from sweeps._joblog import JobOutput, masked_log_records, masked_stderr
 from sweeps._packaged import conf_dir, experiments
-from sweeps._staged import run_stages
 from sweeps._storage import mask_text
 
 __all__ = ["run_app"]
@@ -331,7 +330,7 @@ def _run_sweep(run: _Run) -> int:
         exp, data = run.prepared or prepare(run.overrides)
         run.prepared = None
         if exp.cfg.get("stages") is not None:
-            return run_stages(exp, data)
-        return run_study(exp, data)
+            return _staged.run_stages(exp, data)
+        return _driver.run(exp, data)
 
     return guarded(body)
