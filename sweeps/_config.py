@@ -142,6 +142,8 @@ _FRACTIONS = ("slow_progress", "oscillation_fraction", "dead_relu", "saturation"
 def _typed(name: str, node: Any) -> Any:
     """``node`` merged onto its schema: unknown keys and wrong types raise ConfigError."""
     try:
+        if isinstance(node, DictConfig):  # resolved where it sits: interpolations may point anywhere in the root
+            node = OmegaConf.to_container(node, resolve=True)
         return OmegaConf.merge(OmegaConf.structured(_SCHEMAS[name]), node)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or (f"{name}.{exc.key}" if getattr(exc, "key", None) else name)
@@ -181,12 +183,24 @@ def _require(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _check_interpolations(cfg: DictConfig) -> None:
+    """Every ``${...}`` resolves (values are resolved later, per trial, so that searched keys flow
+    into the keys that interpolate them)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "config"
+        message = str(getattr(exc, "msg", exc)).splitlines()[0]
+        raise ConfigError(f"{key} cannot be resolved: {message}") from None
+
+
 def validate_structure(cfg: DictConfig) -> None:
     """Checks the top-level keys and the sweep, trainer, split and vault nodes.
 
     Raises:
         ConfigError: naming the key, the value and what is allowed.
     """
+    _check_interpolations(cfg)
     unknown = [k for k in cfg.keys() if k not in TOP_LEVEL_KEYS]
     _require(not unknown, f"unknown top-level config keys {unknown}; allowed: {list(TOP_LEVEL_KEYS)}")
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("search"))

@@ -7,6 +7,7 @@ file path for Optuna's journal file storage. The same string opens the study in 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import re
@@ -270,9 +271,16 @@ def _engine_kwargs(storage: str) -> dict:
 
 @contextlib.contextmanager
 def _schema_lock(storage: str) -> Iterator[None]:
-    """Serializes Optuna's table creation across processes on PostgreSQL: workers started at once
-    on an empty database otherwise race in CREATE TABLE and crash."""
-    if make_url(storage).get_backend_name() != "postgresql":
+    """Serializes Optuna's table creation across processes: workers or commands started at once
+    on an empty database otherwise race in CREATE TABLE or in the schema version row and crash
+    (PostgreSQL: an advisory lock; an SQLite file: an exclusive flock on the file itself, which
+    SQLite's own byte-range locks ignore)."""
+    url = make_url(storage)
+    if url.get_backend_name() == "sqlite":
+        with _file_lock(url.database):
+            yield
+        return
+    if url.get_backend_name() != "postgresql":
         yield
         return
     engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
@@ -285,6 +293,19 @@ def _schema_lock(storage: str) -> Iterator[None]:
                 conn.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": _SCHEMA_LOCK_KEY})
     finally:
         engine.dispose()
+
+
+@contextlib.contextmanager
+def _file_lock(database: str | None) -> Iterator[None]:
+    if not database or database == ":memory:" or database.startswith("file:"):
+        yield
+        return
+    fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the flock
 
 
 def artifact_dir(storage: str, configured: str | None = None) -> Path:

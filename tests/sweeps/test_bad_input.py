@@ -87,6 +87,7 @@ VALUES = [
     case("fractions-sum-to-one", [*QUICK, "split.val_fraction=0.5", "split.test_fraction=0.5"], "split.val_fraction"),
     case("lr-range-test-not-bool", [*QUICK, "lr_range_test=maybe"], "lr_range_test"),
     case("lr-range-test-int", [*QUICK, "lr_range_test=1"], "lr_range_test"),
+    case("interpolation-key-missing", [*QUICK, "sweep.storage=${nope}"], "sweep.storage cannot be resolved"),
     case("study-name-escapes", [*QUICK, "sweep.study_name=../escaped"], "sweep.study_name"),
     case("study-name-leading-dot", [*QUICK, "sweep.study_name=.hidden"], "sweep.study_name"),
     case("study-name-separator", [*QUICK, "sweep.study_name=a/b"], "sweep.study_name"),
@@ -210,6 +211,7 @@ VALID = [
     pytest.param([*QUICK, "sweep.storage=sqlite:///{fx}/study.db"], id="existing-sqlite-file"),
     pytest.param([*QUICK, "sweep.storage=new.journal", "sweep.n_workers=2"], id="new-journal-two-workers"),
     pytest.param([*QUICK, "lr_range_test=true"], id="lr-range-test-bool"),
+    pytest.param([*QUICK, "sweep.study_name=x${sweep.seed}"], id="study-name-interpolates-the-seed"),
 ]
 
 
