@@ -266,12 +266,13 @@ def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
 
 def test_an_unexpected_error_shows_hydra_report_with_passwords_masked(in_tmp, capsys, monkeypatch):
     import sweeps._app
+    import sweeps._driver
 
     def crash(exp, data):
         raise RuntimeError(f"boom at {exp.cfg.sweep.storage}")
 
     url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"
-    monkeypatch.setattr(sweeps._app, "run_study", crash)
+    monkeypatch.setattr(sweeps._driver, "run", crash)
     monkeypatch.setattr(sweeps._app, "prepare", lambda overrides: (_FakeExp(url), None))  # no server needed
     assert main(["+experiment=quickstart", f"sweep.storage={url}"]) == 1
     err = capsys.readouterr().err
