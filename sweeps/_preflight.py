@@ -26,6 +26,7 @@ from practices.checks import CheckResult, gradient_check, init_loss_check, overf
 from practices.data import TrainVal
 from sweeps._config import preflight_config
 from sweeps._experiment import Experiment
+from sweeps._markdown import literal
 
 __all__ = ["CHECKS", "EXIT_UNFIXABLE", "PreflightFailed", "StopOnUnfixable", "fingerprint", "preflight", "render",
            "run_checks", "searched_inputs"]
@@ -178,8 +179,9 @@ def render(results: Sequence[CheckResult]) -> str:
     lines = ["| check | result | measured | threshold | where |", "|---|---|---|---|---|"]
     for r in results:
         lines.append(f"| {r.name} | {'pass' if r.passed else '**FAIL**'} | {r.value:.4g} | {r.threshold:.4g} | "
-                     f"{r.where or ''} |")
-    lines += [f"\n**{r.name}**: {r.advice}" for r in results if not r.passed]
+                     f"{literal(r.where or '', in_table=True)} |")
+    # Where and advice name the user's layers and parameters: literal text, never Markdown.
+    lines += [f"\n**{r.name}**: {literal(r.advice)}" for r in results if not r.passed]
     return "\n".join(lines)
 
 

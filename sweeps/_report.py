@@ -21,6 +21,7 @@ from optuna_dashboard import get_note, save_note
 
 from practices.monitor import Diagnosis, Monitor
 from sweeps._config import monitor_config
+from sweeps._markdown import literal
 from sweeps._storage import artifact_dir, mask
 
 __all__ = ["artifact_store", "preflight_rows", "render_note", "report_trial"]
@@ -98,8 +99,8 @@ def _outcome(trial: optuna.Trial, monitor: Monitor, error: BaseException | None)
         stopped = f", stopped early at epoch {monitor.stopped_epoch}" if monitor.stopped_epoch else ""
         return f"**complete** after {len(monitor.epochs)} epochs{stopped}"
     if isinstance(error, optuna.TrialPruned):
-        return f"**pruned**: {attrs.get('prune_reason', error)}"
-    return f"**failed**: {attrs.get('fail_reason', f'{type(error).__name__}: {error}')}"
+        return f"**pruned**: {literal(attrs.get('prune_reason', error))}"
+    return f"**failed**: {literal(attrs.get('fail_reason', f'{type(error).__name__}: {error}'))}"
 
 
 def preflight_rows(user_attrs: Mapping[str, Any]) -> list[tuple[str, Any, Any, Any]]:
@@ -146,17 +147,19 @@ def render_note(
         lines.append("No problems found.")
     for d in diagnoses:
         at = f", epoch {d.epoch}" if d.epoch is not None else ""
-        lines.append(f"- **{d.code}** ({d.severity}{at}): {d.summary}. *Advice:* {d.advice}")
+        # Summaries and advice name the user's layers: literal text, never Markdown.
+        lines.append(f"- **{d.code}** ({d.severity}{at}): {literal(d.summary)}. *Advice:* {literal(d.advice)}")
     lines.append("")
     stats = monitor.layer_stats()
     if stats:
         lines += ["### Layers (medians over sampled steps)", "",
                   "| layer | gradient norm | update ratio | dead units | saturated |", "|---|---|---|---|---|"]
-        lines += [f"| {s.layer} | {_number(s.grad_norm)} | {_number(s.update_ratio)} | {_number(s.dead_fraction)} "
+        lines += [f"| {literal(s.layer, in_table=True)} | {_number(s.grad_norm)} | {_number(s.update_ratio)} | {_number(s.dead_fraction)} "
                   f"| {_number(s.saturated_fraction)} |" for s in stats]
         lines.append("")
     if artifacts:
         lines += ["### Artifacts", ""]
+        # Names and URLs are ours (fixed file names, storage ids), never the user's.
         lines += [f"- [{name}]({url})" for name, url in artifacts if not name.endswith(".png")]
         for name, url in artifacts:
             if name.endswith(".png"):

@@ -26,6 +26,7 @@ from sweeps._stages import Stage, parse_stages, stage_experiment, stage_row, sta
 from sweeps._storage import artifact_dir
 from sweeps._study import open_study
 from sweeps._vault import Vault, describe_result, open_vault
+from sweeps._markdown import literal
 
 __all__ = ["run_stages"]
 
@@ -211,7 +212,9 @@ def _write_note(study: optuna.Study, table: Any, winner: str) -> None:
     from optuna_dashboard import get_note, save_note
 
     kept = (get_note(study) or "").split(_COMPARISON)[0].rstrip()
-    header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
-    rows = "".join("| " + " | ".join(str(v) for v in row) + " |\n" for row in table.itertuples(index=False))
-    comparison = f"{_COMPARISON}\n\n{header}{rows}\nOverall winner: **{winner}**.\n"
+    # Stage names and parameter values come from the user's config: literal text, never Markdown.
+    header = "| " + " | ".join(literal(c, in_table=True) for c in table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    rows = "".join("| " + " | ".join(literal(v, in_table=True) for v in row) + " |\n"
+                   for row in table.itertuples(index=False))
+    comparison = f"{_COMPARISON}\n\n{header}{rows}\nOverall winner: {literal(winner)}.\n"
     save_note(study, f"{kept}\n\n{comparison}" if kept else comparison)

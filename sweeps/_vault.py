@@ -38,6 +38,7 @@ from sweeps._errors import ConfigError
 from sweeps._interrupt import Interrupted
 from sweeps._storage import artifact_dir
 from sweeps._trials import FINISHED, count_trials
+from sweeps._markdown import literal
 
 if TYPE_CHECKING:
     from sweeps._experiment import Dataset, Experiment
@@ -396,7 +397,7 @@ def _write_note(vault: Vault) -> None:
     seal, result = vault.seal, vault.result
     lines = ["## Test vault", ""]
     if result:
-        lines += [f"**Opened** (opening #{result['opening']}) at {result['opened_at']} by {result['host']} "
+        lines += [f"**Opened** (opening #{result['opening']}) at {result['opened_at']} by {literal(result['host'])} "
                   f"(pid {result['pid']}) for trial {result['trial']} ({result['metric']} {result['val_value']:.4f}).",
                   "", "| test metric | value |", "|---|---|"]
         lines += [f"| {k} | {v:.4f} |" for k, v in result["test"].items()]
@@ -407,6 +408,6 @@ def _write_note(vault: Vault) -> None:
         lines += ["", f"**FORCED** ({len(vault.forced)} times, vault.reopen=true): the vault was opened more than once "
                       "or tuning went on after an opening; the test score is no longer an honest estimate."]
     lines += ["", "### Audit", ""]
-    lines += [f"- {e['at']} {e['event']}" + (" (forced)" if e.get("forced") else "") + f" by {e['host']} (pid {e['pid']})"
+    lines += [f"- {e['at']} {e['event']}" + (" (forced)" if e.get("forced") else "") + f" by {literal(e['host'])} (pid {e['pid']})"
               for e in vault.audit]
     save_note(vault.study, "\n".join(lines) + "\n")

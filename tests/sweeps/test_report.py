@@ -46,8 +46,8 @@ def test_render_note_has_preflight_diagnoses_best_epoch_and_artifacts():
     assert "Best epoch: **2** (val_accuracy = 0.6667)" in note
     assert "| gradient_check | passed | 3.2e-08 | 0.0001 |" in note
     assert "| init_loss | FAILED | 4.1 | 0.5 |" in note
-    assert "- **overfitting** (warning, epoch 3): the validation loss rose 70%" in note
-    assert "*Advice:* Training and validation loss drift apart" in note
+    assert "- **overfitting** (warning, epoch 3): `the validation loss rose 70%" in note
+    assert "*Advice:* `Training and validation loss drift apart" in note
     assert "- [best_checkpoint.pt](/artifacts/1/4/abc)" in note and "![loss_curve.png](/artifacts/1/4/def)" in note
 
 
