@@ -79,6 +79,9 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
         expected = {"loss_curve.png", "update_ratio.png", "first_layer_filters.png", "best_checkpoint.pt",
                     "last_checkpoint.pt"}
         assert set(names) == expected
+        types = {meta.filename: meta.mimetype for meta in get_all_artifact_meta(trial, storage=study._storage)}
+        assert types["best_checkpoint.pt"] == types["last_checkpoint.pt"] == "application/octet-stream"
+        assert types["loss_curve.png"] == "image/png"
         assert trial.user_attrs["artifact.best_checkpoint"] == names["best_checkpoint.pt"]
         assert trial.user_attrs["artifact.last_checkpoint"] == names["last_checkpoint.pt"]
         for artifact_id in names.values():

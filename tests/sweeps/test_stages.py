@@ -27,7 +27,7 @@ def test_stages_run_in_turn_and_stage_two_starts_from_stage_one(in_tmp):
     # stage 2 searches only Adam's learning rate: stage 1's keys are fixed in its config
     assert set(adam.trials[0].distributions) == {"optimizer.lr"}
     base = adam.user_attrs["experiment"]["base"]
-    assert base["optimizer"]["_target_"] == "torch.optim.Adam"
+    assert base["optimizer"]["_target_"] == "practices.optimizers.adam"
     assert base["trainer"]["batch_size"] == best.params["trainer.batch_size"]
     assert adam.user_attrs["experiment"]["choices"]["schedule"] == best.params["schedule"]
     first = adam.trials[0]
