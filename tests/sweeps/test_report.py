@@ -9,10 +9,11 @@ from optuna_dashboard import get_note
 
 from practices.monitor import Monitor
 from practices.train import EpochStats, evaluate
+from sweeps import _records
+from sweeps.__main__ import main
 from sweeps._build import build
 from sweeps._experiment import Experiment
 from sweeps._report import preflight_rows, render_note
-from sweeps.__main__ import main
 
 PREFLIGHT = {
     "preflight.gradient_check.passed": True,
@@ -100,7 +101,7 @@ def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_
     download_artifact(artifact_store=FileSystemArtifactStore(folder / "s_artifacts"), file_path=str(path),
                       artifact_id=best.user_attrs["artifact.best_checkpoint"])
     state = torch.load(path, weights_only=True)
-    exp = Experiment.from_record(study.user_attrs["experiment"])
+    exp = Experiment.from_record(_records.read(study, "experiment"))
     data = exp.load().train_val()
     built = build(exp.config(best.params), data.in_shape, data.n_classes, seed=0)
     built.model.load_state_dict(state)
