@@ -93,6 +93,10 @@ VALUES = [
     case("study-name-space", [*QUICK, "sweep.study_name='my study'"], "sweep.study_name"),
     case("csv-one-class", ["data=csv", "data.path={fx}/one_class.csv"], "data"),
     case("csv-class-too-small", ["data=csv", "data.path={fx}/tiny_class.csv"], "data"),
+    case("csv-standardize-not-bool", ["data=csv", "data.path={fx}/two_classes.csv", "data.standardize=maybe"],
+         "data.standardize"),
+    case("csv-standardize-int", ["data=csv", "data.path={fx}/two_classes.csv", "data.standardize=1"],
+         "data.standardize"),
     case("csv-label-missing", ["data=csv", "data.path={fx}/one_class.csv", "data.label=kind"], "data.label"),
     case("direction-contradicts-val-loss", [*QUICK, "sweep.metric=val_loss", "sweep.direction=maximize"],
          "sweep.direction"),
@@ -108,6 +112,7 @@ VALUES = [
     case("final-model-unknown", [*QUICK, "vault.final_model=best"], "vault.final_model"),
     case("preflight-cli-bad-value", [*QUICK, "sweep.seed=-1"], "sweep.seed", command="preflight"),
     case("vault-cli-bad-value", ["open", *QUICK, "split.seed=-1"], "split.seed", command="vault"),
+    case("train-override-bad-value", [*QUICK, "trainer.max_epochs=0"], "trainer.max_epochs", command="train"),
     case("train-not-yaml", ["{fx}/broken.yaml"], "config", command="train"),
     case("train-not-a-mapping", ["{fx}/list.yaml"], "config", command="train"),
 ]
@@ -215,6 +220,8 @@ VALID = [
     pytest.param([*QUICK, "sweep.storage=sqlite:///{fx}/study.db"], id="existing-sqlite-file"),
     pytest.param([*QUICK, "sweep.storage=new.journal", "sweep.n_workers=2"], id="new-journal-two-workers"),
     pytest.param([*QUICK, "lr_range_test=true"], id="lr-range-test-bool"),
+    pytest.param(["+experiment=wine"], id="tabular-example"),
+    pytest.param(["data=csv", "data.path={fx}/two_classes.csv", "data.standardize=false"], id="csv-raw-features"),
 ]
 
 
