@@ -67,6 +67,7 @@ def test_vault_opens_once_for_the_whole_staged_experiment(in_tmp, capsys):
 def test_vault_commands_understand_a_staged_experiment(in_tmp, capsys):
     from sweeps import vault as vault_cli
 
+    optuna.create_study(study_name="other", storage="sqlite:///sweeps.db")
     assert vault_cli.main(["status", *TINY]) == 2
     assert "no study of staged experiment 'digits_staged'" in capsys.readouterr().err
     assert main([*TINY, "sweep.stage=sgd"]) == 0
