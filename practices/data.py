@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 
-__all__ = ["Split", "TrainVal", "load_digits", "load_table", "split_indices", "as_arrays", "train_val"]
+__all__ = ["Split", "TrainVal", "load_digits", "load_table", "split_indices", "as_arrays", "standardize", "train_val"]
 
 
 def load_digits() -> tuple[np.ndarray, np.ndarray]:
@@ -28,6 +28,25 @@ def load_digits() -> tuple[np.ndarray, np.ndarray]:
     bunch = _load()
     X = (bunch.images / 16.0).astype(np.float32)[:, None, :, :]
     return X, bunch.target.astype(np.int64)
+
+
+def standardize(X: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """``X`` with each feature shifted and scaled by the mean and standard deviation of the training
+    rows ``train`` only, so that nothing computed from validation or test samples reaches training.
+
+    A feature that is constant on the training rows is only shifted (its scale would be zero).
+
+    Args:
+        X: samples, one row each (any trailing shape: every element is a feature).
+        train: indices of the training rows.
+
+    Returns:
+        A float32 array of ``X``'s shape.
+    """
+    rows = X[train].astype(np.float64)
+    mean, std = rows.mean(axis=0), rows.std(axis=0)
+    std = np.where(std > 0, std, 1.0)
+    return ((X - mean) / std).astype(np.float32)
 
 
 def load_table(path: str, label: str, features: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:

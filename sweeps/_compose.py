@@ -20,6 +20,8 @@ from sweeps._storage import mask_text
 __all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_hydra", "compose_options", "own_hydra"]
 
 CONF_DIR = conf_dir()  # the packaged config tree (sweeps/conf/ in a wheel, conf/ in a checkout)
+# ${sweeps_conf:data/wine.csv}: a file shipped in the config tree, wherever the package is installed.
+OmegaConf.register_new_resolver("sweeps_conf", lambda relative: str(CONF_DIR / relative), replace=True)
 GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "vault", "monitor", "preflight")
 
 

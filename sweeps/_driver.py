@@ -30,7 +30,7 @@ from sweeps._interrupt import Interrupted, deferred, handling_signals
 from sweeps._objective import Objective
 from sweeps._preflight import StopOnUnfixable
 from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
-from sweeps._study import open_study
+from sweeps._study import open_study, strategy_notices
 from sweeps._trials import FINISHED, INTERRUPTED, SURPLUS, Tally, end_reason, holds_slot, tally
 from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
@@ -283,6 +283,8 @@ def _run(exp: Experiment, dataset: Dataset) -> int:
     counts = tally(study.get_trials(deepcopy=False))
     refuse_tuning_after_opening(vault, exp.cfg.vault.reopen, counts.finished, sweep.n_trials, _say)
     _say(f"study {study.study_name!r} in {mask(sweep.storage)}: {counts.finished} of {sweep.n_trials} trials finished")
+    for line in strategy_notices(study, exp, counts.finished):
+        _say(line)
     artifacts = str(artifact_dir(sweep.storage, sweep.artifact_dir))
     _say(f"watch it: {dashboard_command(sweep.storage, artifacts)}")
     code = EXIT_OK

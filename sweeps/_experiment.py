@@ -11,16 +11,18 @@ import copy
 import dataclasses
 import json
 import math
+import re
 import warnings
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from practices.data import Split, TrainVal, as_arrays, split_indices
+from practices.data import Split, TrainVal, as_arrays, split_indices, standardize
 from practices.vault import Duplicates, SealedTest
 from sweeps._build import BuildError, build
 from sweeps._compose import Composed, compose_experiment, compose_options
@@ -69,6 +71,8 @@ class Experiment:
     options: dict[str, dict[str, DictConfig]]
     space: SearchSpace
     overrides: list[str] = dataclasses.field(default_factory=list)
+    # A stage of a staged experiment: the staged run opens the vault once, for the overall winner.
+    stage_of: str | None = None
 
     @property
     def space_groups(self) -> set[str]:
@@ -76,7 +80,18 @@ class Experiment:
 
     @property
     def study_name(self) -> str:
-        return self.cfg.sweep.study_name or self.choices.get("experiment") or "sweeps"
+        """``sweep.study_name``, else the experiment's name (``sweeps`` without one), followed by
+        ``-<file name>`` where ``data.path`` names a file of another name: other data, another study."""
+        if self.cfg.sweep.study_name:
+            return self.cfg.sweep.study_name
+        name = self.choices.get("experiment") or "sweeps"
+        path = OmegaConf.select(self.cfg, "data.path", default=None, throw_on_missing=False)
+        try:
+            stem = Path(str(path)).stem if isinstance(path, str) and path != "???" else ""
+        except OmegaConfBaseException:
+            stem = ""
+        stem = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip(".")[:40]
+        return f"{name}-{stem}" if stem and stem != name else name
 
     def config(self, params: Mapping[str, Any]) -> DictConfig:
         """The resolved config of a trial with Optuna ``params``."""
@@ -115,16 +130,34 @@ class Experiment:
         """
         X, y = _load_arrays(self.cfg)
         split = _split(y, self.cfg.split)
+        if _standardizes(self.cfg):
+            X = standardize(X, split.train)  # before sealing: the test split is evaluated as trials see data
         drop = bool(OmegaConf.select(self.cfg, "vault.drop_duplicates", default=False))
         sealed, duplicates, n_dropped = seal_test(X, y, split, drop_duplicates=drop)
         n_classes = int(y.max()) + 1
         return Dataset(X[split.train], y[split.train], X[split.val], y[split.val], n_classes, sealed, duplicates, n_dropped)
 
 
+def _standardizes(cfg: DictConfig) -> bool:
+    """``data.standardize`` (false where the data node has none).
+
+    Raises:
+        ConfigError: it is not a boolean.
+    """
+    value = cfg.data.get("standardize", False)
+    if not isinstance(value, bool):
+        raise ConfigError(f"data.standardize must be true or false, got {value!r}")
+    return value
+
+
 def _load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
     target = OmegaConf.select(cfg, "data._target_")
+    _standardizes(cfg)
+    node = copy.deepcopy(cfg.data)  # keeps its parent: interpolations still resolve
+    with open_dict(node):
+        node.pop("standardize", None)  # applied after the split, not a loader argument
     try:
-        X, y = as_arrays(*instantiate(cfg.data))
+        X, y = as_arrays(*instantiate(node))
     except ConfigError:
         raise
     except Exception as exc:  # a user's loader can fail in any way; name where

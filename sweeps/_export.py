@@ -16,7 +16,8 @@ from omegaconf import OmegaConf
 
 from sweeps._experiment import Experiment
 from sweeps._storage import mask
-from sweeps._study import end_reason
+from sweeps._study import recorded_experiment
+from sweeps._table import trials_table
 from sweeps._vault import vault_summary
 
 __all__ = ["Exported", "export_study", "plain"]
@@ -98,15 +99,11 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
     folder = Path(export_dir) / study.study_name
     folder.mkdir(parents=True, exist_ok=True)
     trials_csv = folder / "trials.csv"
-    table = study.trials_dataframe()
-    if len(table):
-        reasons = {t.number: end_reason(t) for t in study.get_trials(deepcopy=False)}
-        table["end_reason"] = table["number"].map(reasons)
-    table.to_csv(trials_csv, index=False)
+    trials_table(study).to_csv(trials_csv, index=False)
     test_result = _write_test_result(study, storage, folder)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
         return Exported(folder, trials_csv, None, test_result)
-    exp = Experiment.from_record(study.user_attrs["experiment"])
+    exp = Experiment.from_record(recorded_experiment(study))
     config = _best_config(study, exp, storage)
     prov = config["provenance"]
     best_yaml = folder / "best.yaml"

@@ -14,8 +14,9 @@ from practices.train import Callback, EpochStats, NonFiniteLossError
 from sweeps._build import train, trial_seed
 from sweeps._experiment import Experiment
 from sweeps._monitor import make_monitor
-from sweeps._report import report_trial
 from sweeps._preflight import PreflightFailed, preflight
+from sweeps._progress import EpochProgress
+from sweeps._report import report_trial
 
 __all__ = ["Objective"]
 
@@ -110,6 +111,9 @@ class Objective:
             raise
         # The monitor goes first: it sees every epoch, also the one the pruner stops at.
         callbacks = [monitor] if monitor is not None else []
+        if self.experiment.cfg.sweep.n_workers == 1:  # workers sharing one terminal would overwrite each other
+            # A status line on a terminal; in a log the trial's one result line is enough (max_lines=0).
+            callbacks.append(EpochProgress(f"trial {trial.number}", cfg.trainer.max_epochs, cfg.sweep.metric))
         try:
             result, built = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
         except (Diverged, NonFiniteLossError) as exc:

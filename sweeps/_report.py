@@ -29,6 +29,7 @@ __all__ = ["artifact_store", "preflight_rows", "render_note", "report_trial"]
 log = logging.getLogger("sweeps")
 _MAX_ATTR_CHARS = 300
 _PLOT_DPI = 80
+CHECKPOINT_MIMETYPE = "application/octet-stream"
 
 
 def artifact_store(cfg: DictConfig) -> FileSystemArtifactStore:
@@ -68,7 +69,9 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
                 continue
             path = folder / f"{kind}_checkpoint.pt"
             torch.save(state, path)
-            artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+            # Python's mimetypes guesses .pt as a SNES page table; a checkpoint is opaque bytes.
+            artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
+                                          mimetype=CHECKPOINT_MIMETYPE)
             trial.set_user_attr(f"artifact.{kind}_checkpoint", artifact_id)
             artifacts.append((path.name, artifact_id))
         if settings.plots:

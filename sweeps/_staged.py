@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import json
 import shutil
 import tempfile
@@ -15,20 +17,20 @@ from omegaconf import OmegaConf
 
 from practices.lr_range import LRRangeResult, classification_loss, lr_range_test
 from sweeps._build import build
+from sweeps._compose import Composed
 from sweeps._destinations import check_destinations
 from sweeps._driver import run, storage_for
-from sweeps._export import export_study
 from sweeps._errors import ConfigError
 from sweeps._experiment import Dataset, Experiment, check_builds, compile_experiment
-from sweeps._compose import Composed
+from sweeps._export import export_study
 from sweeps._space import config_for
 from sweeps._stages import Stage, parse_stages, stage_experiment, stage_row, stage_table, translated_lr
-from sweeps._storage import artifact_dir
-from sweeps._study import open_study
-from sweeps._vault import Vault, describe_result, open_vault
+from sweeps._storage import artifact_dir, mask
+from sweeps._study import open_study, recorded_experiment
+from sweeps._vault import Vault, VaultRefused, describe_result, open_vault
 from sweeps._markdown import literal
 
-__all__ = ["run_stages"]
+__all__ = ["StagedVault", "open_staged_vault", "run_stages", "staged_vault"]
 
 _COMPARISON = "# Stage comparison"
 
@@ -186,6 +188,9 @@ def _finish(exp: Experiment, dataset: Dataset, done: list[tuple[Stage, Experimen
         check_destinations(sweep.export_dir, study.study_name, sweep.storage, sweep.artifact_dir)  # before the opening
         result = open_vault(study, stage_exp, dataset, exp.cfg.sweep.storage, reopen=bool(opened), say=_say)
         _say(f"test vault opened: {describe_result(result)}")
+    else:
+        _say(f"test vault stays sealed (vault.auto_open=false); open it with: python -m sweeps.vault open "
+             f"{' '.join(exp.overrides)}")
     exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)
     _staged_exports(exported, folder, rows, stage.name)
     for _, _, stage_study in done:
@@ -218,3 +223,79 @@ def _write_note(study: optuna.Study, table: Any, winner: str) -> None:
                    for row in table.itertuples(index=False))
     comparison = f"{_COMPARISON}\n\n{header}{rows}\nOverall winner: {literal(winner)}.\n"
     save_note(study, f"{kept}\n\n{comparison}" if kept else comparison)
+
+
+@dataclasses.dataclass
+class StagedVault:
+    """Where the test vault of a staged experiment is: each stage's study (None where it never ran),
+    the stage that holds the vault (the one opened, else the overall winner; None until every stage
+    has a completed trial) and that stage's experiment, as recorded in its study."""
+
+    stages: list[tuple[Stage, optuna.Study | None]]
+    holder: Stage | None = None
+    study: optuna.Study | None = None
+    exp: Experiment | None = None
+    opened: optuna.Study | None = None
+
+
+def staged_vault(exp: Experiment, storage: optuna.storages.BaseStorage) -> StagedVault:
+    """Finds the stage studies of ``exp`` (``<study>.<stage>``) and the one that holds the vault.
+
+    Raises:
+        ConfigError: no stage of the experiment has a study in the storage.
+    """
+    stages = parse_stages(OmegaConf.to_container(exp.cfg.stages, resolve=True))
+    found = StagedVault([(stage, _existing(storage, f"{exp.study_name}.{stage.name}")) for stage in stages])
+    if all(study is None for _, study in found.stages):
+        names = ", ".join(f"{exp.study_name}.{stage.name}" for stage in stages)
+        raise ConfigError(f"sweep.study_name: no study of staged experiment {exp.study_name!r} in "
+                          f"{mask(exp.cfg.sweep.storage)} (its stages' studies: {names}); run it first: python -m "
+                          f"sweeps {' '.join(exp.overrides)}")
+    found.opened = next((study for _, study in found.stages if study is not None and Vault(study).claims()), None)
+    bests = [(stage, study, _best(study)) for stage, study in found.stages]
+    if all(best is not None for _, _, best in bests):
+        pick = max if exp.cfg.sweep.direction == "maximize" else min
+        found.holder, found.study, _ = pick(bests, key=lambda b: b[2].value)
+    elif found.opened is not None:
+        found.holder, found.study = next((stage, study) for stage, study in found.stages if study is found.opened), found.opened
+    if found.study is not None:
+        found.exp = _recorded_stage(exp, found.study)
+    return found
+
+
+def _recorded_stage(exp: Experiment, study: optuna.Study) -> Experiment:
+    """The stage's experiment as its study recorded it, with this command's storage, folders and
+    vault settings (the record masks the storage's password)."""
+    stage_exp = Experiment.from_record(recorded_experiment(study))
+    cfg = stage_exp.cfg
+    for key in ("sweep.storage", "sweep.export_dir", "sweep.artifact_dir"):
+        OmegaConf.update(cfg, key, OmegaConf.select(exp.cfg, key), merge=False)
+    cfg.vault = copy.deepcopy(exp.cfg.vault)
+    stage_exp.overrides = list(exp.overrides)
+    return stage_exp
+
+
+def open_staged_vault(exp: Experiment, dataset: Dataset, found: StagedVault, say: Any) -> dict[str, Any]:
+    """``python -m sweeps.vault open`` for a staged experiment: opens the overall winner's vault once
+    and writes the staged exports (``exports/<experiment>/best.yaml``, ``stages.csv``, ``test_result.json``).
+
+    Raises:
+        ConfigError: a stage has no completed trial yet.
+        VaultRefused: the vault of some stage was opened and ``vault.reopen`` is false.
+    """
+    missing = [stage.name for stage, study in found.stages if _best(study) is None]
+    if missing:
+        raise ConfigError(f"stage {missing[0]!r} has no completed trial yet; run it first with "
+                          f"sweep.stage={missing[0]}: the vault opens once, for the winner of all stages")
+    if found.opened is not None and not exp.cfg.vault.reopen:
+        raise VaultRefused(f"the test vault of staged experiment {exp.study_name!r} was opened (study "
+                           f"{found.opened.study_name!r}): {describe_result(Vault(found.opened).result)}. A second "
+                           "opening is refused; force it with vault.reopen=true (recorded in the audit list)")
+    sweep = exp.cfg.sweep
+    check_destinations(sweep.export_dir, found.study.study_name, sweep.storage, sweep.artifact_dir)
+    result = open_vault(found.study, found.exp, dataset, sweep.storage, reopen=found.opened is not None, say=say)
+    folder = Path(sweep.export_dir) / exp.study_name
+    rows = [stage_row(stage, study) for stage, study in found.stages]
+    stage_table(rows, folder / "stages.csv")
+    _staged_exports(export_study(found.study, sweep.storage, sweep.export_dir), folder, rows, found.holder.name)
+    return result

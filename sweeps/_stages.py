@@ -13,7 +13,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import re
-import time
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -23,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from sweeps._compose import Composed, compose_options
 from sweeps._errors import ConfigError
-from sweeps._experiment import Dataset, Experiment, check_builds, compile_experiment
+from sweeps._experiment import Experiment, compile_experiment
 from sweeps._space import flatten_search
 
 __all__ = ["STAGE_KEYS", "Stage", "narrowed", "parse_stages", "stage_experiment", "stage_row", "stage_table", "translated_lr"]
@@ -126,9 +125,10 @@ def stage_experiment(base: Experiment, stage: Stage, study_name: str, previous: 
     cfg.search = OmegaConf.create(search)
     cfg.sweep.study_name = study_name
     cfg.sweep.n_trials = stage.n_trials
-    cfg.vault.auto_open = False  # the vault opens once, for the overall winner of all stages
     OmegaConf.set_struct(cfg, True)
-    return compile_experiment(Composed(cfg, choices, list(base.overrides)))
+    exp = compile_experiment(Composed(cfg, choices, list(base.overrides)))
+    exp.stage_of = base.study_name  # the vault opens once, for the overall winner of all stages
+    return exp
 
 
 def _carry(cfg: DictConfig, choices: dict[str, str], stage: Stage, prev: Experiment, best: optuna.trial.FrozenTrial) -> dict[str, Any]:

@@ -13,14 +13,14 @@ from typing import Any
 
 import numpy as np
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
+from sweeps import _records
 from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment
 from sweeps._storage import mask
 from sweeps._trials import FINISHED, count_trials, end_reason, retried_numbers
 
-__all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "versions", "git_commit"]
+__all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "recorded_experiment", "strategy_notices", "versions", "git_commit"]
 
 # Keys that steer a run but do not change what a trial computes: they may differ on resume.
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
@@ -112,9 +112,14 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     attrs = study.user_attrs
     if "space_fingerprint" not in attrs:
         _name_metric(study, sweep.metric)
-        study.set_user_attr("experiment", record)
+        # The records go to system attrs (sweeps/_records.py); user attrs keep short labels, which
+        # `optuna studies` prints in one row and the dashboard lists.
+        _records.write(study, "experiment", record)
+        _records.write(study, "versions", versions())
+        study.set_user_attr("experiment", exp.choices.get("experiment") or name)
+        study.set_user_attr("sampler", sweep.sampler)
+        study.set_user_attr("pruner", sweep.pruner)
         study.set_user_attr("config_fingerprint", config_fingerprint(record))
-        study.set_user_attr("versions", versions())
         study.set_user_attr("git_commit", git_commit())
         # Written last: another worker that sees it can rely on the attributes above.
         study.set_user_attr("space_fingerprint", exp.space.fingerprint())
@@ -135,9 +140,40 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     )
 
 
+def recorded_experiment(study: optuna.Study) -> dict[str, Any] | None:
+    """The experiment recorded when ``study`` was created (base config, choices, option nodes), or
+    None for a study that sweeps did not create."""
+    return _records.read(study, "experiment", legacy=dict)
+
+
+def strategy_notices(study: optuna.Study, exp: Experiment, n_finished: int) -> list[str]:
+    """One line for each of ``sweep.sampler`` and ``sweep.pruner`` that differs from the one the study
+    last ran with. Both may change on resume (they decide how the next trials are chosen, not what a
+    trial computes); the new one applies to the trials still to run, and the study's user attr
+    follows it. A finished study runs none, so the change would do nothing: the line says so."""
+    sweep, name = exp.cfg.sweep, study.study_name
+    recorded = ((recorded_experiment(study) or {}).get("base") or {}).get("sweep") or {}
+    lines = []
+    for key in ("sampler", "pruner"):
+        now, before = sweep[key], study.user_attrs.get(key, recorded.get(key))
+        if before is None or before == now:
+            continue
+        if n_finished >= sweep.n_trials:
+            lines.append(f"note: sweep.{key}={now} is ignored: study {name!r} ran with {key} {before} and already holds "
+                         f"its {sweep.n_trials} trials, so no trial runs; raise sweep.n_trials to run more with {now}, "
+                         f"or start a new study with sweep.study_name={name}-2")
+            continue
+        lines.append(f"note: sweep.{key} changed from {before} to {now}: the {n_finished} finished trials ran with "
+                     f"{before}, the remaining {sweep.n_trials - n_finished} use {now}")
+        study.set_user_attr(key, now)
+    return lines
+
+
 def _scrub_password(study: optuna.Study) -> None:
     """Masks the storage password in the ``experiment`` attribute of a study recorded before it was masked."""
-    record = study.user_attrs.get("experiment") or {}
+    record = study.user_attrs.get("experiment")
+    if not isinstance(record, dict):  # recorded in system attrs, masked from the start
+        return
     storage = (record.get("base") or {}).get("sweep", {}).get("storage")
     if isinstance(storage, str) and mask(storage) != storage:
         record["base"]["sweep"]["storage"] = mask(storage)
@@ -172,7 +208,7 @@ def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any
         raise ConfigError(f"the search space changed since study {name!r} was created (fingerprint "
                           f"{attrs['space_fingerprint']} -> {exp.space.fingerprint()}); {fresh}")
     if attrs.get("config_fingerprint") != config_fingerprint(record):
-        old, new = _fixed_values(attrs["experiment"]), _fixed_values(record)
+        old, new = _fixed_values(recorded_experiment(study)), _fixed_values(record)
         changed = sorted(k.split(".", 1)[1] for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"the fixed config changed since study {name!r} was created ({', '.join(changed[:5])}); "
                           f"trials would not be comparable; {fresh}")

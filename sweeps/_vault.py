@@ -1,15 +1,19 @@
 """The test vault (PRACTICES.md section 1): the test split is sealed when a study is created,
 checked on every run, and opened exactly once, for the best trial, at the end.
 
-What lives where in the study (all plain JSON, visible in optuna-dashboard):
+What lives where in the study (plain JSON):
 
-- study user attrs ``vault.seal`` (fingerprint, sizes, duplicates, seal id), ``vault.duplicates``
-  (count of test samples shared with train/validation), ``vault.result`` (the latest opening) and
-  ``vault.audit`` (every sealing, opening and forced action, in order);
-- one extra study per opening, named ``<study>.vault-<seal id>-open-<k>``: creating it is the claim. A study
-  name is unique in every Optuna storage (a UNIQUE column in RDB storages, the first log entry wins
-  in journal storages), so of several processes creating the same name exactly one succeeds and the
-  others get ``DuplicatedStudyError``. See docs/vault.md.
+- system attrs (``sweeps/_records.py``) ``vault.seal`` (fingerprint, sizes, duplicates, seal id),
+  ``vault.claims`` (one entry per opening: who, when, forced), ``vault.result`` (the latest opening)
+  and ``vault.audit`` (every sealing, opening and forced action, in order);
+- user attrs ``vault`` (one short line: sealed, claimed or opened with the test metrics) and
+  ``vault.duplicates`` (count of test samples shared with train/validation), and the study's note.
+
+The claim is a read-check-write of ``vault.claims`` under a lock: the lock is a study named
+``<study>.vault-<seal id>-lock``, created (a study name is unique in every Optuna storage, so of several
+processes exactly one succeeds; the others get ``DuplicatedStudyError``) and deleted again within
+milliseconds, so ``optuna studies`` never shows it. See docs/vault.md. Studies opened before this
+scheme hold their claims as studies named ``<study>.vault-<seal id>-open-<k>``; those still count.
 """
 
 from __future__ import annotations
@@ -32,12 +36,13 @@ from optuna.trial import FrozenTrial, TrialState
 from practices.data import Split
 from practices.train import evaluate
 from practices.vault import Duplicates, SealedTest, find_duplicates, split_fingerprint
+from sweeps import _records
 from sweeps._build import build, train, trial_seed
 from sweeps._destinations import check_destinations
 from sweeps._errors import ConfigError
-from sweeps._interrupt import Interrupted
+from sweeps._interrupt import Interrupted, deferred
 from sweeps._storage import artifact_dir
-from sweeps._trials import FINISHED, count_trials
+from sweeps._trials import count_trials
 from sweeps._markdown import literal
 
 if TYPE_CHECKING:
@@ -48,7 +53,8 @@ __all__ = [
     "open_vault", "open_when_due", "describe_result", "vault_summary",
 ]
 
-SEAL, DUPLICATES, RESULT, AUDIT = "vault.seal", "vault.duplicates", "vault.result", "vault.audit"
+SEAL, DUPLICATES, RESULT, AUDIT, CLAIMS = "vault.seal", "vault.duplicates", "vault.result", "vault.audit", "vault.claims"
+STATE = "vault"  # the short user attr
 CHECKPOINT_ATTR = "artifact.best_checkpoint"
 # The key of every SealedTest this process seals: only this module opens the test split.
 _KEY = object()
@@ -96,15 +102,15 @@ class Vault:
 
     @property
     def seal(self) -> dict[str, Any] | None:
-        return self.study.user_attrs.get(SEAL)
+        return _records.read(self.study, SEAL)
 
     @property
     def result(self) -> dict[str, Any] | None:
-        return self.study.user_attrs.get(RESULT)
+        return _records.read(self.study, RESULT)
 
     @property
     def audit(self) -> list[dict[str, Any]]:
-        return list(self.study.user_attrs.get(AUDIT, []))
+        return list(_records.read(self.study, AUDIT, []))
 
     @property
     def forced(self) -> list[dict[str, Any]]:
@@ -112,14 +118,21 @@ class Vault:
         return [e for e in self.audit if e.get("forced")]
 
     def claim_name(self, opening: int) -> str:
-        # The seal id keeps a deleted study's claims apart from those of a new study of the same name.
+        """The claim study of an opening made before claims moved into the study (legacy)."""
         return f"{self.study.study_name}.vault-{self.seal['id']}-open-{opening}"
 
+    def lock_name(self) -> str:
+        # The seal id keeps a deleted study's lock apart from that of a new study of the same name.
+        return f"{self.study.study_name}.vault-{self.seal['id']}-lock"
+
     def claims(self) -> list[dict[str, Any]]:
-        """This study's claims, one per opening, oldest first; a claim's attrs may still be missing
-        for a moment after another process created it."""
+        """This study's claims, one per opening, oldest first."""
         if self.seal is None:
             return []
+        recorded = list(_records.read(self.study, CLAIMS, []))
+        return recorded or self._legacy_claims()
+
+    def _legacy_claims(self) -> list[dict[str, Any]]:
         storage, out = self.study._storage, []
         for opening in range(1, 10_000):
             try:
@@ -139,7 +152,19 @@ class Vault:
 
     def append_audit(self, event: dict[str, Any]) -> None:
         # Only the holder of a claim, or a sealer of a new study, writes here: no concurrent writers.
-        self.study.set_user_attr(AUDIT, [*self.audit, {**event, **_who()}])
+        _records.write(self.study, AUDIT, [*self.audit, {**event, **_who()}])
+
+    def label(self) -> None:
+        """Sets the short user attr ``vault``: what `optuna studies` and the dashboard show."""
+        result, claims = self.result, self.claims()
+        if result and claims and result.get("opening") == claims[-1]["opening"]:
+            metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
+            text = f"opened #{result['opening']}{' FORCED' if result.get('forced') else ''}: {metrics} (trial {result['trial']})"
+        elif claims:
+            text = f"claimed #{claims[-1]['opening']}, no result yet"
+        else:
+            text = f"sealed: {self.seal.get('n_test', '?')} test samples"
+        self.study.set_user_attr(STATE, text)
 
 
 def check_seal(study: optuna.Study, data: Dataset, say: Say) -> Vault:
@@ -154,9 +179,10 @@ def check_seal(study: optuna.Study, data: Dataset, say: Say) -> Vault:
         seal = {"id": uuid.uuid4().hex[:12], "fingerprint": sealed.fingerprint, "n_test": sealed.n_samples,
                 "n_train": len(data.y_train), "n_val": len(data.y_val), "duplicates": data.duplicates.count,
                 "dropped_duplicates": data.n_dropped, "sealed_at": _now()}
-        study.set_user_attr(SEAL, seal)
+        _records.write(study, SEAL, seal)
         study.set_user_attr(DUPLICATES, data.duplicates.count)
         vault.append_audit({"event": "sealed", "fingerprint": sealed.fingerprint, "n_test": sealed.n_samples})
+        vault.label()
         say(f"test split sealed: {sealed.n_samples} samples, fingerprint {sealed.fingerprint[:16]}")
         _say_duplicates(data, say)
         return vault
@@ -258,19 +284,31 @@ def _download_state(folder: Path, artifact_id: str) -> dict[str, torch.Tensor]:
 
 
 def _claim(vault: Vault, opening: int, forced: bool) -> None:
-    """Creates this opening's claim study; exactly one process can.
+    """Records this opening's claim in the study; exactly one process can.
+
+    Under the lock (a study created and deleted again, see the module docstring) it reads the claims
+    and appends this one unless another process recorded opening ``opening`` already. Signals wait
+    until the lock is gone, so only a killed process can leave it behind.
 
     Raises:
-        VaultBusy: another process created it first.
+        VaultBusy: another process holds the lock, or claimed this opening first.
     """
     storage = vault.study._storage
-    try:
-        claim_id = storage.create_new_study([StudyDirection.MINIMIZE], vault.claim_name(opening))
-    except DuplicatedStudyError:
-        raise VaultBusy(f"another process claimed opening #{opening} of study {vault.study.study_name!r}") from None
-    attrs = {"claim_of": vault.study.study_name, "forced": forced, **_who()}
-    for key, value in attrs.items():
-        storage.set_study_user_attr(claim_id, key, value)
+    busy = f"another process claimed opening #{opening} of study {vault.study.study_name!r}"
+    with deferred():
+        try:
+            lock_id = storage.create_new_study([StudyDirection.MINIMIZE], vault.lock_name())
+        except DuplicatedStudyError:
+            raise VaultBusy(f"{busy} (if no process is opening it, a killed one left the lock behind: delete it with "
+                            f"`optuna delete-study --study-name {vault.lock_name()} --storage STORAGE`)") from None
+        try:
+            claims = vault.claims()
+            if any(c["opening"] >= opening for c in claims):
+                raise VaultBusy(busy)
+            _records.write(vault.study, CLAIMS, [*claims, {"opening": opening, "forced": forced, **_who()}])
+        finally:
+            storage.delete_study(lock_id)
+    vault.label()
 
 
 def open_vault(study: optuna.Study, exp: Experiment, data: Dataset, storage: str, *, reopen: bool, say: Say) -> dict[str, Any]:
@@ -306,11 +344,10 @@ def open_vault(study: optuna.Study, exp: Experiment, data: Dataset, storage: str
         "n_trials_finished": count_trials(study)[0],
         "opened_at": who["at"], "host": who["host"], "pid": who["pid"],
     }
-    study.set_user_attr(RESULT, result)
-    storage_obj = study._storage
-    storage_obj.set_study_user_attr(storage_obj.get_study_id_from_name(vault.claim_name(opening)), "result", result)
+    _records.write(study, RESULT, result)
     vault.append_audit({"event": "opened", "opening": opening, "forced": forced, "trial": best.number,
                         "test": result["test"]})
+    vault.label()
     _write_note(vault)
     return result
 
@@ -327,6 +364,9 @@ def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: 
     not_yet = "test vault not opened again" if opened else "test vault stays sealed"
     if n_finished < cfg.sweep.n_trials:
         say(f"{not_yet}: {n_finished} of {cfg.sweep.n_trials} trials finished")
+        return None
+    if exp.stage_of is not None:
+        say(f"{not_yet}: staged experiment {exp.stage_of!r} opens it once, after its last stage, for the overall winner")
         return None
     if not cfg.vault.auto_open:
         say(f"{not_yet} (vault.auto_open=false); open it with: {_open_command(exp)}")

@@ -16,6 +16,7 @@ from sweeps._cli import guarded
 from sweeps._errors import ConfigError
 from sweeps._export import export_study
 from sweeps._storage import check_storage, mask, open_storage, probe_storage, storage_file
+from sweeps._study import recorded_experiment
 
 __all__ = ["main"]
 
@@ -42,11 +43,11 @@ def _export(args: argparse.Namespace) -> int:
     if file is not None and not file.exists():  # opening it would create an empty one
         raise ConfigError(f"--storage {mask(args.storage)!r}: no file at {str(file)!r}; name the storage the sweep used")
     storage = open_storage(args.storage)
-    names = [s.study_name for s in optuna.study.get_all_study_summaries(storage)]
+    names = [s.study_name for s in optuna.study.get_all_study_summaries(storage) if ".vault-" not in s.study_name]
     if args.study not in names:
         raise ConfigError(f"--study: no study {args.study!r} in {mask(args.storage)}; studies there: {names}")
     study = optuna.load_study(study_name=args.study, storage=storage)
-    if "experiment" not in study.user_attrs:
+    if recorded_experiment(study) is None:
         raise ConfigError(f"--study: {args.study!r} was not created by sweeps (no 'experiment' attribute)")
     exported = export_study(study, args.storage, args.out)
     print(f"wrote {exported.trials_csv}" + (f" and {exported.best_yaml}" if exported.best_yaml else " (no completed trial: no best.yaml)"))

@@ -1,5 +1,9 @@
 """``python -m sweeps.vault status|open +experiment=NAME [overrides...]``: the test vault of a study.
 
+For a staged experiment (``stages:``) both commands work on its stages' studies: ``status`` lists
+them and shows the vault of the stage that holds it (the one opened, else the overall winner);
+``open`` opens the overall winner's vault and writes the staged exports.
+
 ``status`` shows whether the vault is sealed or opened, the split fingerprint (and whether today's
 data still cut the same test split), the duplicates found when sealing, the result and the audit
 list; it writes nothing. ``open`` opens the vault now: for multi-worker sweeps where no single worker
@@ -44,6 +48,10 @@ def _load(overrides: Sequence[str]):
         raise ConfigError(f"sweep.storage: no study {exp.study_name!r}: no file at {str(file)!r}; run the sweep first "
                           f"(python -m sweeps {' '.join(overrides)}) or name the storage it used")
     storage = open_storage(storage_url)
+    if exp.cfg.stages is not None:
+        from sweeps._staged import staged_vault
+
+        return exp, data, staged_vault(exp, storage)
     try:
         storage.get_study_id_from_name(exp.study_name)
     except KeyError:
@@ -58,6 +66,10 @@ def status(overrides: Sequence[str]) -> int:
     from sweeps._vault import Vault, describe_result
 
     exp, data, study = _load(overrides)
+    if not isinstance(study, optuna.Study):
+        exp, study = _staged_status(exp, study)
+        if study is None:
+            return 0
     vault = Vault(study)
     n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     print(f"study {study.study_name!r} in {mask(exp.cfg.sweep.storage)}: {n_finished} of "
@@ -83,6 +95,29 @@ def status(overrides: Sequence[str]) -> int:
     return 0
 
 
+def _staged_status(exp, found):
+    """Prints each stage's study; returns the stage experiment and study that hold the vault, or
+    (None, None) while no stage can hold it yet."""
+    from sweeps._staged import _best
+
+    metric = exp.cfg.sweep.metric
+    print(f"staged experiment {exp.study_name!r}: {len(found.stages)} stages")
+    for stage, study in found.stages:
+        if study is None:
+            print(f"  stage {stage.name}: study {exp.study_name}.{stage.name} not started")
+            continue
+        best = _best(study)
+        text = f"best {metric}={best.value:.4f} (trial {best.number})" if best else "no completed trial"
+        n_finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
+        print(f"  stage {stage.name}: study {study.study_name!r}, {n_finished} of {stage.n_trials} trials finished, {text}")
+    if found.study is None:
+        print("vault: sealed; it opens once, for the overall winner, after every stage has a completed trial")
+        return None, None
+    print(f"the vault of stage {found.holder.name!r} (" + ("opened" if found.study is found.opened else "overall winner")
+          + "):")
+    return found.exp, found.study
+
+
 def open_(overrides: Sequence[str]) -> int:
     from sweeps._destinations import check_destinations
     from sweeps._export import export_study
@@ -90,6 +125,13 @@ def open_(overrides: Sequence[str]) -> int:
     from sweeps._vault import VaultBusy, VaultRefused, describe_result, open_vault
 
     exp, data, study = _load(overrides)
+    if not isinstance(study, optuna.Study):
+        from sweeps._staged import open_staged_vault
+
+        result = open_staged_vault(exp, data, study, _say)
+        _say(f"test vault opened: {describe_result(result)}")
+        _say(f"exported: {exp.cfg.sweep.export_dir}/{exp.study_name}/ (best.yaml, stages.csv, test_result.json)")
+        return 0
     n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if n_finished < exp.cfg.sweep.n_trials:
         _say(f"note: the study holds {n_finished} of sweep.n_trials={exp.cfg.sweep.n_trials} finished trials; "

@@ -53,3 +53,28 @@ def test_load_table_reads_csv_and_parquet(tmp_path):
 def test_as_arrays_rejects_float_labels():
     with pytest.raises(ValueError, match="integer class labels"):
         as_arrays(np.zeros((3, 2)), np.array([0.0, 1.0, 0.5]))
+
+
+def test_standardize_uses_the_training_rows_only():
+    from practices.data import standardize
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(3.0, 2.0, size=(100, 4)).astype(np.float32)
+    train, rest = np.arange(60), np.arange(60, 100)
+    out = standardize(X, train)
+    np.testing.assert_allclose(out[train].mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(out[train].std(axis=0), 1.0, atol=1e-5)
+    shifted = X.copy()
+    shifted[rest] = shifted[rest] * 1000.0 + 1e6  # validation and test rows changed beyond recognition
+    again = standardize(shifted, train)
+    np.testing.assert_array_equal(again[train], out[train])  # no statistic comes from the other rows
+    mean, std = X[train].astype(np.float64).mean(axis=0), X[train].astype(np.float64).std(axis=0)
+    np.testing.assert_allclose(out[rest], (X[rest] - mean) / std, rtol=1e-5)
+
+
+def test_standardize_leaves_a_constant_feature_unscaled():
+    from practices.data import standardize
+
+    X = np.array([[1.0, 5.0], [2.0, 5.0], [3.0, 5.0], [9.0, 7.0]], dtype=np.float32)
+    out = standardize(X, np.arange(3))
+    assert out[:3, 1].tolist() == [0.0, 0.0, 0.0] and out[3, 1] == 2.0 and np.isfinite(out).all()

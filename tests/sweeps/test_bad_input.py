@@ -94,6 +94,10 @@ VALUES = [
     case("study-name-space", [*QUICK, "sweep.study_name='my study'"], "sweep.study_name"),
     case("csv-one-class", ["data=csv", "data.path={fx}/one_class.csv"], "data"),
     case("csv-class-too-small", ["data=csv", "data.path={fx}/tiny_class.csv"], "data"),
+    case("csv-standardize-not-bool", ["data=csv", "data.path={fx}/two_classes.csv", "data.standardize=maybe"],
+         "data.standardize"),
+    case("csv-standardize-int", ["data=csv", "data.path={fx}/two_classes.csv", "data.standardize=1"],
+         "data.standardize"),
     case("csv-label-missing", ["data=csv", "data.path={fx}/one_class.csv", "data.label=kind"], "data.label"),
     case("direction-contradicts-val-loss", [*QUICK, "sweep.metric=val_loss", "sweep.direction=maximize"],
          "sweep.direction"),
@@ -109,6 +113,7 @@ VALUES = [
     case("final-model-unknown", [*QUICK, "vault.final_model=best"], "vault.final_model"),
     case("preflight-cli-bad-value", [*QUICK, "sweep.seed=-1"], "sweep.seed", command="preflight"),
     case("vault-cli-bad-value", ["open", *QUICK, "split.seed=-1"], "split.seed", command="vault"),
+    case("train-override-bad-value", [*QUICK, "trainer.max_epochs=0"], "trainer.max_epochs", command="train"),
     case("train-not-yaml", ["{fx}/broken.yaml"], "config", command="train"),
     case("train-not-a-mapping", ["{fx}/list.yaml"], "config", command="train"),
 ]
@@ -138,6 +143,11 @@ USER_CODE = [
     case("model-not-callable", [*QUICK, *PLANTED, "model._target_=math.pi"], "model"),
     case("model-not-importable", [*QUICK, *PLANTED, "model._target_=nosuch.module.Model"], "model"),
     case("model-unknown-key", [*QUICK, "+model.bogus=3"], "model"),
+    case("adam-beta1-not-below-one", [*QUICK, "optimizer=adam", "~search.optimizer.momentum", "optimizer.beta1=1.5"],
+         "optimizer"),
+    case("adam-searched-beta2-above-one", [*QUICK, "optimizer=adam", "~search.optimizer.momentum",
+                                           "+search.optimizer.beta2={type:float,low:0.9,high:1.5}"],
+         "search.optimizer.beta2=1.5"),
     case("optimizer-not-importable", [*QUICK, "optimizer._target_=torch.optim.Nope"], "optimizer"),
     case("schedule-not-callable", [*QUICK, "schedule._target_=math.pi"], "schedule"),
     case("data-loader-missing", [*QUICK, "data._target_=tests.helpers.nosuch"], "data"),
@@ -212,6 +222,8 @@ VALID = [
     pytest.param([*QUICK, "sweep.storage=new.journal", "sweep.n_workers=2"], id="new-journal-two-workers"),
     pytest.param([*QUICK, "lr_range_test=true"], id="lr-range-test-bool"),
     pytest.param([*QUICK, "sweep.study_name=x${sweep.seed}"], id="study-name-interpolates-the-seed"),
+    pytest.param(["+experiment=wine"], id="tabular-example"),
+    pytest.param(["data=csv", "data.path={fx}/two_classes.csv", "data.standardize=false"], id="csv-raw-features"),
 ]
 
 

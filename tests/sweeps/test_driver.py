@@ -7,6 +7,7 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
+from sweeps import _records
 from sweeps import export as export_cli
 from sweeps import train as train_cli
 from sweeps.__main__ import main
@@ -64,9 +65,10 @@ def test_study_records_fingerprint_and_versions(quickstart):
     _, _, study = quickstart
     attrs = study.user_attrs
     assert len(attrs["space_fingerprint"]) == 16
-    assert {"torch", "optuna", "hydra-core", "python"} <= set(attrs["versions"])
+    assert {"torch", "optuna", "hydra-core", "python"} <= set(_records.read(study, "versions"))
     assert "git_commit" in attrs
-    assert attrs["experiment"]["choices"]["model"] == "cnn"
+    assert _records.read(study, "experiment")["choices"]["model"] == "cnn"
+    assert attrs["experiment"] == "quickstart" and attrs["sampler"] == "tpe" and attrs["pruner"] == "median"
 
 
 def test_quickstart_reaches_097_validation_accuracy(quickstart):
@@ -221,7 +223,7 @@ def test_every_trial_pruned_writes_trials_csv_and_exits_5(in_tmp, capsys):
     out = capsys.readouterr().out
     assert "test vault stays sealed: no trial completed" in out
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
-    assert "vault.result" not in study.user_attrs
+    assert _records.read(study, "vault.result") is None
 
 
 def test_unwritable_export_dir_is_refused_before_anything_is_written(in_tmp, capsys):

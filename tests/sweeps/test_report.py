@@ -9,10 +9,11 @@ from optuna_dashboard import get_note
 
 from practices.monitor import Monitor
 from practices.train import EpochStats, evaluate
+from sweeps import _records
+from sweeps.__main__ import main
 from sweeps._build import build
 from sweeps._experiment import Experiment
 from sweeps._report import preflight_rows, render_note
-from sweeps.__main__ import main
 
 PREFLIGHT = {
     "preflight.gradient_check.passed": True,
@@ -79,6 +80,9 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
         expected = {"loss_curve.png", "update_ratio.png", "first_layer_filters.png", "best_checkpoint.pt",
                     "last_checkpoint.pt"}
         assert set(names) == expected
+        types = {meta.filename: meta.mimetype for meta in get_all_artifact_meta(trial, storage=study._storage)}
+        assert types["best_checkpoint.pt"] == types["last_checkpoint.pt"] == "application/octet-stream"
+        assert types["loss_curve.png"] == "image/png"
         assert trial.user_attrs["artifact.best_checkpoint"] == names["best_checkpoint.pt"]
         assert trial.user_attrs["artifact.last_checkpoint"] == names["last_checkpoint.pt"]
         for artifact_id in names.values():
@@ -97,7 +101,7 @@ def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_
     download_artifact(artifact_store=FileSystemArtifactStore(folder / "s_artifacts"), file_path=str(path),
                       artifact_id=best.user_attrs["artifact.best_checkpoint"])
     state = torch.load(path, weights_only=True)
-    exp = Experiment.from_record(study.user_attrs["experiment"])
+    exp = Experiment.from_record(_records.read(study, "experiment"))
     data = exp.load().train_val()
     built = build(exp.config(best.params), data.in_shape, data.n_classes, seed=0)
     built.model.load_state_dict(state)

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
+from sweeps import _records
 from sweeps import export as export_cli
 from sweeps import train as train_cli
 from sweeps import vault as vault_cli
@@ -85,7 +86,7 @@ def test_password_never_printed_written_or_stored(secret_url, in_tmp, capfd):
     for name, content in files.items():
         assert PASSWORD.encode() not in content, f"the storage password appears in {name}"
     study = optuna.load_study(study_name="sweeps", storage=secret_url)
-    assert study.user_attrs["experiment"]["base"]["sweep"]["storage"] == mask(secret_url)
+    assert _records.read(study, "experiment")["base"]["sweep"]["storage"] == mask(secret_url)
     for table, rows in _database_rows(secret_url).items():
         _assert_no_password(f"table {table}", "\n".join(rows))
 
@@ -106,7 +107,7 @@ def test_old_study_with_a_plain_password_is_scrubbed_on_resume(secret_url, in_tm
     storage = f"sweep.storage={secret_url}"
     assert main([*TINY, storage]) == 0
     study = optuna.load_study(study_name="sweeps", storage=secret_url)
-    record = study.user_attrs["experiment"]
+    record = _records.read(study, "experiment")
     record["base"]["sweep"]["storage"] = secret_url  # as studies made before masking recorded it
     study.set_user_attr("experiment", record)
     assert main([*TINY, storage]) == 0

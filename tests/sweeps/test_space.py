@@ -1,4 +1,5 @@
 import optuna
+import torch
 import pytest
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
@@ -116,3 +117,18 @@ def test_probe_config_moves_between_probes_as_config_for_builds_them(in_tmp):
                 (probe.label, group)
     cosine = work.at(Probe("cosine at its base values", {"schedule": "cosine"}, {}))
     assert OmegaConf.to_container(cosine.schedule) == OmegaConf.to_container(exp.options["schedule"]["cosine"])
+
+
+def test_adams_betas_are_searchable_as_scalar_keys(in_tmp):
+    exp, _ = prepare([*QUICK, "optimizer=adam", "~search.optimizer.momentum",
+                      "+search.optimizer.beta1={type:float,low:0.8,high:0.95}",
+                      "+search.optimizer.beta2={type:float,low:0.9,high:0.9999,log:true}"])
+    assert exp.space.distributions()["optimizer.beta2"] == FloatDistribution(0.9, 0.9999, log=True)
+    params = {**exp.space.probes()[0].values, "optimizer.lr": 0.01, "optimizer.beta1": 0.85, "optimizer.beta2": 0.99,
+              "model.hidden": 32, "schedule": "constant"}
+    cfg = exp.config(params)
+    from sweeps._build import build
+
+    built = build(cfg, (1, 8, 8), 10, seed=0)
+    assert isinstance(built.optimizer, torch.optim.Adam)
+    assert built.optimizer.param_groups[0]["betas"] == (0.85, 0.99)

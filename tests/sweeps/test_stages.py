@@ -5,10 +5,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from sweeps import _records
+from sweeps.__main__ import main
 from sweeps._errors import ConfigError
 from sweeps._stages import narrowed, parse_stages, translated_lr
 from sweeps._vault import Vault
-from sweeps.__main__ import main
 
 pytestmark = pytest.mark.slow
 TINY = ["+experiment=digits_staged", "trainer.max_epochs=1", "stages.0.n_trials=3", "stages.1.n_trials=2",
@@ -26,10 +27,10 @@ def test_stages_run_in_turn_and_stage_two_starts_from_stage_one(in_tmp):
     best = sgd.best_trial
     # stage 2 searches only Adam's learning rate: stage 1's keys are fixed in its config
     assert set(adam.trials[0].distributions) == {"optimizer.lr"}
-    base = adam.user_attrs["experiment"]["base"]
-    assert base["optimizer"]["_target_"] == "torch.optim.Adam"
+    base = _records.read(adam, "experiment")["base"]
+    assert base["optimizer"]["_target_"] == "practices.optimizers.adam"
     assert base["trainer"]["batch_size"] == best.params["trainer.batch_size"]
-    assert adam.user_attrs["experiment"]["choices"]["schedule"] == best.params["schedule"]
+    assert _records.read(adam, "experiment")["choices"]["schedule"] == best.params["schedule"]
     first = adam.trials[0]
     assert first.user_attrs["enqueued_from"] == f"digits_staged.sgd#{best.number}"
     assert first.params["optimizer.lr"] == pytest.approx(translated_lr(best.params, 0.02, 1e-4, 0.03))
@@ -44,6 +45,10 @@ def test_stages_run_in_turn_and_stage_two_starts_from_stage_one(in_tmp):
 
 def test_vault_opens_once_for_the_whole_staged_experiment(in_tmp, capsys):
     assert main(TINY) == 0
+    out = capsys.readouterr().out
+    assert "vault.auto_open=false" not in out, "nobody set it"
+    assert out.count("test vault stays sealed: staged experiment 'digits_staged' opens it once, after its last "
+                     "stage, for the overall winner") == 2
     claims = sum(len(Vault(_study(f"digits_staged.{s}")).claims()) for s in ("sgd", "adam"))
     assert claims == 1
     assert (in_tmp / "exports/digits_staged/test_result.json").exists()
@@ -57,6 +62,35 @@ def test_vault_opens_once_for_the_whole_staged_experiment(in_tmp, capsys):
     assert main(TINY) == 0
     assert "test vault already opened for this staged experiment" in capsys.readouterr().out
     assert sum(len(Vault(_study(f"digits_staged.{s}")).claims()) for s in ("sgd", "adam")) == 1
+
+
+def test_vault_commands_understand_a_staged_experiment(in_tmp, capsys):
+    from sweeps import vault as vault_cli
+
+    optuna.create_study(study_name="other", storage="sqlite:///sweeps.db")
+    assert vault_cli.main(["status", *TINY]) == 2
+    assert "no study of staged experiment 'digits_staged'" in capsys.readouterr().err
+    assert main([*TINY, "sweep.stage=sgd"]) == 0
+    capsys.readouterr()
+    assert vault_cli.main(["status", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "stage sgd: study 'digits_staged.sgd', 3 of 3 trials finished, best val_accuracy=" in out
+    assert "stage adam: study digits_staged.adam not started" in out and "vault: sealed; it opens once" in out
+    assert vault_cli.main(["open", *TINY]) == 2
+    assert "stage 'adam' has no completed trial yet" in capsys.readouterr().err
+    assert main([*TINY, "vault.auto_open=false"]) == 0
+    assert "test vault stays sealed (vault.auto_open=false); open it with: python -m sweeps.vault open" in \
+        capsys.readouterr().out
+    assert vault_cli.main(["open", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "test vault opened: test_accuracy=" in out
+    assert sum(len(Vault(_study(f"digits_staged.{s}")).claims()) for s in ("sgd", "adam")) == 1
+    assert {"best.yaml", "stages.csv", "test_result.json"} <= {p.name for p in (in_tmp / "exports/digits_staged").iterdir()}
+    assert vault_cli.main(["status", *TINY]) == 0
+    out = capsys.readouterr().out
+    assert "(opened):" in out and "vault: opened" in out
+    assert vault_cli.main(["open", *TINY]) == 2
+    assert "A second opening is refused" in capsys.readouterr().err
 
 
 def test_resume_after_stage_one_goes_on_with_stage_two(in_tmp):

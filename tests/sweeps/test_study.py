@@ -1,5 +1,6 @@
 """Resuming a study: which monitor settings may change."""
 
+from sweeps import _records
 from sweeps.__main__ import main
 
 # vault.auto_open=false: the resume extends the study, which an opened vault would refuse.
@@ -12,6 +13,28 @@ def test_resume_accepts_another_monitor_view_and_refuses_other_early_stopping(in
     assert main([*BASE[1:], "sweep.n_trials=2", "monitor=verbose", "monitor.plots=false"]) == 0
     assert main([*BASE, "monitor.patience=3"]) == 2
     assert "the fixed config changed since study 'sweeps' was created (monitor.patience)" in capsys.readouterr().err
+
+
+def test_changing_sampler_or_pruner_says_so_in_one_line_and_the_sweep_goes_on(in_tmp, capsys):
+    import optuna
+
+    assert main([*BASE, "sweep.sampler=random", "sweep.pruner=none"]) == 0
+    capsys.readouterr()
+    assert main([*BASE, "sweep.sampler=tpe", "sweep.pruner=none"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: sweep.sampler=tpe is ignored: study 'sweeps' ran with sampler random and already holds its 1 "
+            "trials, so no trial runs; raise sweep.n_trials to run more with tpe, or start a new study with "
+            "sweep.study_name=sweeps-2") in out
+    assert "sweep.pruner" not in out
+    assert main([*BASE[1:], "sweep.n_trials=2", "sweep.sampler=tpe", "sweep.pruner=hyperband"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: sweep.sampler changed from random to tpe: the 1 finished trials ran with random, the remaining 1 "
+            "use tpe") in out
+    assert "note: sweep.pruner changed from none to hyperband" in out
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    assert len(study.trials) == 2 and (study.user_attrs["sampler"], study.user_attrs["pruner"]) == ("tpe", "hyperband")
+    assert main([*BASE[1:], "sweep.n_trials=2", "sweep.sampler=tpe", "sweep.pruner=hyperband"]) == 0
+    assert "note:" not in capsys.readouterr().out, "said once"
 
 
 SMALL = ["model=mlp", "model.width=16", "model.depth=1", "trainer.max_epochs=2", "trainer.num_threads=1",
@@ -33,8 +56,8 @@ def test_val_loss_sweep_minimizes_names_its_metric_and_opens_the_vault_for_the_l
     assert len(complete) >= 2 and len({t.value for t in complete}) >= 2, "a choice between trials to make"
     lowest = min(complete, key=lambda t: t.value)
     assert study.best_trial.number == lowest.number
-    assert study.user_attrs["vault.result"]["trial"] == lowest.number
-    assert study.user_attrs["experiment"]["base"]["sweep"]["direction"] == "minimize"
+    assert _records.read(study, "vault.result")["trial"] == lowest.number
+    assert _records.read(study, "experiment")["base"]["sweep"]["direction"] == "minimize"
     best = yaml.safe_load((in_tmp / "exports/sweeps/best.yaml").read_text())
     assert best["provenance"]["trial"] == lowest.number and best["sweep"]["direction"] == "minimize"
     assert "value_val_loss" in (in_tmp / "exports/sweeps/trials.csv").read_text().splitlines()[0]
@@ -52,7 +75,7 @@ def test_study_made_before_direction_followed_the_metric_resumes(in_tmp, capsys)
     fingerprint = study.user_attrs["config_fingerprint"]
     assert main([*BASE[1:], "sweep.n_trials=2"]) == 0, capsys.readouterr().err
     assert study.metric_names == ["val_accuracy"]
-    assert config_fingerprint(study.user_attrs["experiment"]) == fingerprint
+    assert config_fingerprint(_records.read(study, "experiment")) == fingerprint
     assert len(study.trials) == 2
 
 

@@ -17,7 +17,7 @@ from optuna_dashboard import get_note
 from practices.data import TrainVal
 from practices.train import evaluate
 from practices.vault import SealedError
-from sweeps import _vault
+from sweeps import _records, _vault
 from sweeps import vault as vault_cli
 from sweeps.__main__ import main
 from sweeps._build import build
@@ -38,7 +38,7 @@ def _study() -> optuna.Study:
 
 
 def _opened(study: optuna.Study) -> list[dict]:
-    return [e for e in study.user_attrs["vault.audit"] if e["event"] == "opened"]
+    return [e for e in _records.read(study, "vault.audit") if e["event"] == "opened"]
 
 
 @pytest.fixture
@@ -51,16 +51,16 @@ def opened(in_tmp, capsys):
 
 def test_vault_opens_once_at_n_trials_and_records_the_result(opened, in_tmp):
     study, best = opened, opened.best_trial
-    result = study.user_attrs["vault.result"]
+    result = _records.read(study, "vault.result")
     assert result["opening"] == 1 and result["forced"] is False
     assert result["trial"] == best.number and result["val_value"] == best.value
     assert result["final_model"] == "retrain" and result["epochs"] == best.user_attrs["best_epoch"]
     assert result["seed"] == best.user_attrs["seed"]
     assert result["val_value_retrained"] == best.value, "the retrain reproduces the best trial's model"
-    assert result["fingerprint"] == study.user_attrs["vault.seal"]["fingerprint"]
+    assert result["fingerprint"] == _records.read(study, "vault.seal")["fingerprint"]
     assert result["n_test"] == 24 and result["pid"] == os.getpid() and result["host"]
     assert 0.0 <= result["test"]["test_accuracy"] <= 1.0 and result["test"]["test_loss"] > 0
-    assert [e["event"] for e in study.user_attrs["vault.audit"]] == ["sealed", "opened"]
+    assert [e["event"] for e in _records.read(study, "vault.audit")] == ["sealed", "opened"]
     exported = json.loads((in_tmp / "exports/sweeps/test_result.json").read_text())
     assert exported["result"] == result and exported["state"] == "opened" and exported["forced"] is False
     best_yaml = (in_tmp / "exports/sweeps/best.yaml").read_text()
@@ -73,15 +73,15 @@ def test_vault_opens_once_at_n_trials_and_records_the_result(opened, in_tmp):
 def test_rerun_of_a_finished_sweep_prints_the_recorded_result_and_evaluates_nothing(opened, capsys):
     assert main(SMALL) == 0
     out = capsys.readouterr().out
-    result = opened.user_attrs["vault.result"]
+    result = _records.read(opened, "vault.result")
     assert f"was opened: test_accuracy={result['test']['test_accuracy']:.4f}" in out
-    assert len(_opened(_study())) == 1 and _study().user_attrs["vault.result"] == result
+    assert len(_opened(_study())) == 1 and _records.read(_study(), "vault.result") == result
 
 
 def test_second_opening_is_refused_quoting_the_result(opened, capsys):
     assert vault_cli.main(["open", *SMALL]) == 2
     err = capsys.readouterr().err
-    result = opened.user_attrs["vault.result"]
+    result = _records.read(opened, "vault.result")
     assert "A second opening is refused" in err and f"test_accuracy={result['test']['test_accuracy']:.4f}" in err
     assert len(_opened(_study())) == 1
 
@@ -89,7 +89,7 @@ def test_second_opening_is_refused_quoting_the_result(opened, capsys):
 def test_forced_reopen_is_recorded_and_flagged_everywhere(opened, in_tmp, capsys):
     assert vault_cli.main(["open", *SMALL, "vault.reopen=true"]) == 0
     study = _study()
-    result = study.user_attrs["vault.result"]
+    result = _records.read(study, "vault.result")
     assert result["opening"] == 2 and result["forced"] is True
     assert [(e["opening"], e["forced"]) for e in _opened(study)] == [(1, False), (2, True)]
     exported = json.loads((in_tmp / "exports/sweeps/test_result.json").read_text())
@@ -112,7 +112,7 @@ def test_resuming_an_opened_study_refuses_new_trials_unless_forced(opened, capsy
     assert main([*SMALL, "sweep.n_trials=5", "vault.reopen=true"]) == 0
     study = _study()
     assert len(study.get_trials()) == 5
-    events = [(e["event"], e.get("forced")) for e in study.user_attrs["vault.audit"]]
+    events = [(e["event"], e.get("forced")) for e in _records.read(study, "vault.audit")]
     assert events == [("sealed", None), ("opened", False), ("tuning_after_opening", True), ("opened", True)]
     assert "tuning on (3 -> 5 trials)" in capsys.readouterr().out
 
@@ -134,7 +134,7 @@ def test_changed_test_data_is_refused_by_the_fingerprint(in_tmp, capsys):
     assert main(table) == 2
     err = capsys.readouterr().err
     assert "the test split changed since study 'sweeps' was sealed" in err and "sweep.study_name=sweeps-2" in err
-    assert [e["event"] for e in _study().user_attrs["vault.audit"]] == ["sealed"]
+    assert [e["event"] for e in _records.read(_study(), "vault.audit")] == ["sealed"]
 
 
 def test_duplicates_planted_across_splits_are_counted_reported_and_dropped(in_tmp, capsys):
@@ -226,7 +226,7 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
         params=best.params, distributions=best.distributions, value=best.value + 1.0,
         user_attrs={**best.user_attrs, "artifact.best_checkpoint": artifact_id}))
     assert vault_cli.main(["open", *manual]) == 0
-    result = _study().user_attrs["vault.result"]
+    result = _records.read(_study(), "vault.result")
     assert result["final_model"] == "checkpoint" and result["artifact_id"] == artifact_id
     X_test, y_test = dataset.sealed.tensors(_vault._KEY)
     loss, accuracy = evaluate(untrained, X_test, y_test)
@@ -236,7 +236,7 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
 def test_checkpoint_final_model_uses_the_monitors_checkpoint_of_the_best_trial(in_tmp, capsys):
     assert main([*SMALL, "vault.final_model=checkpoint"]) == 0
     best = _study().best_trial
-    result = _study().user_attrs["vault.result"]
+    result = _records.read(_study(), "vault.result")
     assert result["final_model"] == "checkpoint"
     assert result["artifact_id"] == best.user_attrs["artifact.best_checkpoint"]
 
@@ -244,7 +244,19 @@ def test_checkpoint_final_model_uses_the_monitors_checkpoint_of_the_best_trial(i
 def test_checkpoint_option_falls_back_to_retrain_without_a_saved_checkpoint(in_tmp, capsys):
     assert main([*SMALL, "vault.final_model=checkpoint", "monitor.checkpoints=none"]) == 0
     assert "has no saved checkpoint (user attr artifact.best_checkpoint" in capsys.readouterr().out
-    assert _study().user_attrs["vault.result"]["final_model"] == "retrain"
+    assert _records.read(_study(), "vault.result")["final_model"] == "retrain"
+
+
+def test_study_user_attrs_stay_short_and_the_study_is_the_only_one_listed(opened):
+    summaries = optuna.get_all_study_summaries(STORAGE)
+    assert [s.study_name for s in summaries] == ["sweeps"], "no helper study beside the user's"
+    attrs = summaries[0].user_attrs
+    assert len(json.dumps(attrs)) < 600, attrs  # what `optuna studies` prints in the study's row
+    assert all(isinstance(v, (str, int, float, bool)) or v is None for v in attrs.values()), attrs
+    result = _records.read(opened, "vault.result")
+    assert attrs["vault"] == (f"opened #1: test_accuracy {result['test']['test_accuracy']:.4f}, "
+                              f"test_loss {result['test']['test_loss']:.4f} (trial {result['trial']})")
+    assert attrs["experiment"] == "sweeps" and len(_records.read(opened, "experiment")["base"]) > 5
 
 
 def test_claim_is_atomic_across_threads_racing_on_one_storage(in_tmp):
@@ -284,9 +296,9 @@ def test_two_processes_racing_to_open_record_exactly_one_evaluation(in_tmp):
     loser = outputs[[p.returncode for p in procs].index(2)][1]
     assert "claimed opening #1" in loser or "A second opening is refused" in loser
     study = _study()
-    assert len(_opened(study)) == 1 and study.user_attrs["vault.result"]["opening"] == 1
+    assert len(_opened(study)) == 1 and _records.read(study, "vault.result")["opening"] == 1
     names = [s.study_name for s in optuna.get_all_study_summaries(STORAGE)]
-    assert sorted(names) == ["sweeps", f"sweeps.vault-{study.user_attrs['vault.seal']['id']}-open-1"]
+    assert names == ["sweeps"], "the claim leaves no helper study behind"
 
 
 def test_bad_vault_config_exits_2_before_anything_is_written(in_tmp, capsys):
