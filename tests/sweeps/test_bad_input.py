@@ -91,6 +91,7 @@ VALUES = [
     case("study-name-leading-dot", [*QUICK, "sweep.study_name=.hidden"], "sweep.study_name"),
     case("study-name-separator", [*QUICK, "sweep.study_name=a/b"], "sweep.study_name"),
     case("study-name-space", [*QUICK, "sweep.study_name='my study'"], "sweep.study_name"),
+    case("mnist1d-too-few-samples", ["+experiment=mnist1d_cnn", "data.num_samples=5"], "data.num_samples"),
     case("csv-one-class", ["data=csv", "data.path={fx}/one_class.csv"], "data"),
     case("csv-class-too-small", ["data=csv", "data.path={fx}/tiny_class.csv"], "data"),
     case("csv-label-missing", ["data=csv", "data.path={fx}/one_class.csv", "data.label=kind"], "data.label"),
