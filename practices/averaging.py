@@ -21,9 +21,7 @@ training ends.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -109,20 +107,19 @@ class WeightAverage:
             batches = [X_train[start : start + batch_size] for start in range(0, len(X_train), batch_size)]
             update_bn(batches, self.averaged.module)
 
-    @contextlib.contextmanager
-    def applied(self, model: nn.Module) -> Iterator[None]:
-        """``model`` holds the averaged weights inside the block (none yet: its own weights).
-
-        The training weights come back when the block ends normally; when it raises, training is
-        over and the model keeps the averaged weights.
-        """
+    def swap_in(self, model: nn.Module) -> dict[str, torch.Tensor] | None:
+        """Loads the averaged weights into ``model`` and returns its own state, for :meth:`swap_out`;
+        None (and ``model`` unchanged) while nothing has been averaged yet."""
         if not self.n_averaged:
-            yield
-            return
-        training = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            return None
+        trained = {k: v.detach().clone() for k, v in model.state_dict().items()}
         self.copy_to(model)
-        yield
-        model.load_state_dict(training)
+        return trained
+
+    def swap_out(self, model: nn.Module, trained: dict[str, torch.Tensor] | None) -> None:
+        """Gives ``model`` back the state that :meth:`swap_in` returned."""
+        if trained is not None:
+            model.load_state_dict(trained)
 
     def copy_to(self, model: nn.Module) -> None:
         """Loads the averaged weights (and buffers) into ``model``, in place: an optimizer holding

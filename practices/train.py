@@ -8,7 +8,6 @@ override them, so a run without a monitor pays nothing for them.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 from typing import Sequence
@@ -120,11 +119,6 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum / len(X), correct / len(X)
 
 
-def _validate(model: nn.Module, data: TrainVal, epoch: int, train_loss: float, lr: float) -> EpochStats:
-    val_loss, val_accuracy = evaluate(model, data.X_val, data.y_val)
-    return EpochStats(epoch, train_loss, val_loss, val_accuracy, lr)
-
-
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -209,22 +203,25 @@ def _fit(
             raise NonFiniteLossError(epoch, step, train_loss)
         if average is not None:
             average.after_epoch(model, epoch, data.X_train, batch_size)
-        with average.applied(model) if average is not None else contextlib.nullcontext():
-            stats = _validate(model, data, epoch, train_loss, lr)
-            history.append(stats)
-            value = stats.metric(metric)
-            if sign * value > sign * best_value:
-                best_epoch, best_value = epoch, value
-            if needs_metric(scheduler):
-                scheduler.step(value)
-            elif scheduler is not None:
-                scheduler.step()
-            # Every callback sees every epoch (no short-circuit): one asking to stop does not hide the
-            # epoch from the others.
-            stop = any([cb.on_epoch_end(stats) for cb in callbacks])
-        if stop:
+            # Validation and the callbacks see the averaged weights; a stop or an error keeps them.
+            trained = average.swap_in(model)
+        val_loss, val_accuracy = evaluate(model, data.X_val, data.y_val)
+        stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, lr)
+        history.append(stats)
+        value = stats.metric(metric)
+        if sign * value > sign * best_value:
+            best_epoch, best_value = epoch, value
+        if needs_metric(scheduler):
+            scheduler.step(value)
+        elif scheduler is not None:
+            scheduler.step()
+        # Every callback sees every epoch (no short-circuit): one asking to stop does not hide the
+        # epoch from the others.
+        if any([cb.on_epoch_end(stats) for cb in callbacks]):
             stopped_by = "callback"
             break
+        if average is not None:
+            average.swap_out(model, trained)
     if average is not None:
-        average.copy_to(model)  # the weights that were validated last
+        average.copy_to(model)  # the weights validated last
     return FitResult(history, metric, best_epoch, best_value, stopped_by)
