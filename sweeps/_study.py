@@ -32,6 +32,8 @@ RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeou
             "vault.reopen", "vault.final_model", "vault.auto_open",
             "vault.drop_duplicates")  # changes the test split only, which the vault's own fingerprint guards
 
+AVERAGING_KEYS = ("trainer.averaging", "trainer.ema_decay", "trainer.swa_start_epoch")
+
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
     if isinstance(node, dict):
@@ -44,7 +46,14 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def _fixed_values(record: dict[str, Any]) -> dict[str, Any]:
     flat = _flatten({"base": record["base"], "options": record["options"]})
-    return {k: v for k, v in flat.items() if not any(k == f"base.{r}" for r in RUN_KEYS)}
+    fixed = {k: v for k, v in flat.items() if not any(k == f"base.{r}" for r in RUN_KEYS)}
+    # Weight averaging off and not searched: its keys change nothing, and a study made before they
+    # existed (without them) resumes.
+    searched = any(k.startswith("base.search.trainer.averaging") for k in flat)
+    if fixed.get("base.trainer.averaging", "none") == "none" and not searched:
+        for key in AVERAGING_KEYS:
+            fixed.pop(f"base.{key}", None)
+    return fixed
 
 
 def config_fingerprint(record: dict[str, Any]) -> str:

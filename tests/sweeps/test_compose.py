@@ -35,6 +35,10 @@ def test_every_group_option_composes_and_instantiates(group, option, digits_csv,
         overrides += [f"data.path={digits_csv}", "data.label=digit"]
     if group == "model" and option == "cnn":
         overrides += ["data=digits"]
+    if group == "model" and option == "cnn1d":
+        overrides += ["data=mnist1d"]  # signals of shape (1, 40)
+    if "data=mnist1d" in overrides:
+        overrides += ["data.num_samples=500"]
     exp, dataset = prepare(overrides)
     assert exp.choices[group] == option
     cfg = config_for(exp.cfg, {}, {}, {})

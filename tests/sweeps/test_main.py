@@ -105,7 +105,7 @@ def test_help_answers_without_importing_torch_optuna_or_hydra():
 def test_help_lists_the_experiments_and_how_to_turn_output_folders_off(capsys):
     assert main(["-h"]) == 0
     out = capsys.readouterr().out
-    assert "digits_cnn, digits_mlp, digits_staged, quickstart" in out
+    assert "digits_cnn, digits_mlp, digits_staged, mnist1d_cnn, quickstart" in out
     assert "hydra.output_subdir=null" in out and "hydra/job_logging=none" in out and "hydra.run.dir=." in out
 
 

@@ -88,3 +88,21 @@ def test_study_maximizing_val_loss_is_refused_on_resume(in_tmp, capsys):
     assert main([*BASE, "sweep.metric=val_loss", "sweep.study_name=lossy"]) == 2
     err = capsys.readouterr().err
     assert "sweep.direction is 'minimize' (sweep.metric=val_loss) but study 'lossy' was created to maximize" in err
+
+
+def test_study_made_before_weight_averaging_resumes_and_averaging_counts_as_a_change(in_tmp, capsys):
+    import optuna
+
+    from sweeps._study import config_fingerprint
+
+    assert main(BASE) == 0
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    record = study.user_attrs["experiment"]
+    for key in ("averaging", "ema_decay", "swa_start_epoch"):  # as sweeps recorded it before averaging existed
+        del record["base"]["trainer"][key]
+    study.set_user_attr("experiment", record)
+    study.set_user_attr("config_fingerprint", config_fingerprint(record))
+    assert main([*BASE[1:], "sweep.n_trials=2", "trainer.ema_decay=0.5"]) == 0, capsys.readouterr().err
+    assert len(study.trials) == 2
+    assert main([*BASE[1:], "sweep.n_trials=3", "trainer.averaging=ema"]) == 2
+    assert "the fixed config changed since study 'sweeps' was created (trainer.averaging" in capsys.readouterr().err
