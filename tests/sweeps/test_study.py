@@ -93,14 +93,15 @@ def test_study_maximizing_val_loss_is_refused_on_resume(in_tmp, capsys):
 def test_study_made_before_weight_averaging_resumes_and_averaging_counts_as_a_change(in_tmp, capsys):
     import optuna
 
+    from sweeps import _records
     from sweeps._study import config_fingerprint
 
     assert main(BASE) == 0
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
-    record = study.user_attrs["experiment"]
+    record = _records.read(study, "experiment")
     for key in ("averaging", "ema_decay", "swa_start_epoch"):  # as sweeps recorded it before averaging existed
         del record["base"]["trainer"][key]
-    study.set_user_attr("experiment", record)
+    _records.write(study, "experiment", record)
     study.set_user_attr("config_fingerprint", config_fingerprint(record))
     assert main([*BASE[1:], "sweep.n_trials=2", "trainer.ema_decay=0.5"]) == 0, capsys.readouterr().err
     assert len(study.trials) == 2
