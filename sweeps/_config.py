@@ -13,6 +13,7 @@ from practices.averaging import check_averaging
 from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
+from sweeps._stage_spec import parse_stages
 
 __all__ = [
     "PRUNERS",
@@ -235,8 +236,6 @@ def validate_structure(cfg: DictConfig) -> None:
     )
     _require(sweep.timeout is None or sweep.timeout > 0, f"sweep.timeout must be > 0 seconds or null, got {sweep.timeout}")
     if cfg.get("stages") is not None:
-        from sweeps._stages import parse_stages
-
         parse_stages(OmegaConf.to_container(cfg.stages, resolve=True))
     elif sweep.stage is not None:
         raise ConfigError(f"sweep.stage={sweep.stage!r} but the experiment declares no stages")

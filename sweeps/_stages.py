@@ -11,8 +11,6 @@ for the overall winner.
 from __future__ import annotations
 
 import copy
-import dataclasses
-import re
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -21,64 +19,11 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
 from sweeps._compose import Composed, compose_options
-from sweeps._errors import ConfigError
 from sweeps._experiment import Experiment, compile_experiment
 from sweeps._space import flatten_search
+from sweeps._stage_spec import STAGE_KEYS, Stage, parse_stages
 
 __all__ = ["STAGE_KEYS", "Stage", "narrowed", "parse_stages", "stage_experiment", "stage_row", "stage_table", "translated_lr"]
-
-STAGE_KEYS = {"name", "n_trials", "search", "optimizer", "carry", "lr_scale"}
-CARRY = ("fixed", "narrow")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-@dataclasses.dataclass(frozen=True)
-class Stage:
-    """One stage: its study suffix, trial budget, search, optimizer option and how it carries."""
-
-    name: str
-    n_trials: int
-    search: dict[str, Any]
-    optimizer: str | None = None
-    carry: str = "fixed"
-    lr_scale: float = 1.0
-
-
-def parse_stages(stages: Any) -> list[Stage]:
-    """Validates an experiment's ``stages`` list.
-
-    Raises:
-        ConfigError: naming the stage, the key and what is allowed.
-    """
-    if not isinstance(stages, list) or not stages:
-        raise ConfigError(f"stages must be a non-empty list of stages, got {stages!r}")
-    parsed, names = [], set()
-    for index, spec in enumerate(stages):
-        where = f"stages[{index}]"
-        if not isinstance(spec, Mapping):
-            raise ConfigError(f"{where} must be a mapping with keys {sorted(STAGE_KEYS)}, got {spec!r}")
-        unknown = set(spec) - STAGE_KEYS
-        if unknown:
-            raise ConfigError(f"{where}: unknown keys {sorted(unknown)}; allowed: {sorted(STAGE_KEYS)}")
-        name = spec.get("name")
-        if not isinstance(name, str) or not _NAME.match(name) or name in names:
-            raise ConfigError(f"{where}.name must be a unique lowercase identifier, got {name!r}")
-        names.add(name)
-        n_trials = spec.get("n_trials")
-        if not isinstance(n_trials, int) or n_trials < 1:
-            raise ConfigError(f"{where}.n_trials must be an int >= 1, got {n_trials!r}")
-        carry = spec.get("carry", "fixed")
-        if carry not in CARRY:
-            raise ConfigError(f"{where}.carry must be one of {list(CARRY)}, got {carry!r}")
-        lr_scale = spec.get("lr_scale", 1.0)
-        if not isinstance(lr_scale, (int, float)) or lr_scale <= 0:
-            raise ConfigError(f"{where}.lr_scale must be a number > 0, got {lr_scale!r}")
-        search = spec.get("search") or {}
-        if not isinstance(search, Mapping):
-            raise ConfigError(f"{where}.search must be a mapping, got {search!r}")
-        parsed.append(Stage(name, n_trials, dict(search), spec.get("optimizer"), carry, float(lr_scale)))
-    return parsed
-
 
 def translated_lr(best: Mapping[str, Any], lr_scale: float, low: float, high: float) -> float:
     """The previous stage's best learning rate times ``lr_scale``, clipped into [low, high].
