@@ -7,12 +7,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from practices.data import Split, TrainVal, as_arrays, split_indices, train_val
 from practices.train import Callback, FitResult, fit, resolve_device
+from sweeps._threads import available_cores, choose_threads
 
-__all__ = ["BuildError", "Built", "load_data", "build", "train", "trial_seed"]
+__all__ = ["BuildError", "Built", "build", "load_data", "n_threads", "train", "trial_seed"]
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -61,11 +62,19 @@ def build(cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -
     return Built(cfg, in_shape, n_classes, seed)
 
 
+def n_threads(cfg: DictConfig, model: torch.nn.Module | None = None) -> int:
+    """``trainer.num_threads``, or when null the default of :func:`sweeps._threads.choose_threads`
+    for this process's cores, ``sweep.n_workers`` and the model's size."""
+    if cfg.trainer.num_threads:
+        return int(cfg.trainer.num_threads)
+    n_parameters = None if model is None else sum(p.numel() for p in model.parameters())
+    return choose_threads(available_cores(), OmegaConf.select(cfg, "sweep.n_workers", default=1) or 1, n_parameters)
+
+
 def train(cfg: DictConfig, data: TrainVal, seed: int, callbacks: Sequence[Callback] = ()) -> tuple[FitResult, Built]:
     """Trains ``cfg`` once on ``data`` with ``seed``; the data moves to the device once."""
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
     built = build(cfg, data.in_shape, data.n_classes, seed)
+    torch.set_num_threads(n_threads(cfg, built.model))
     result = fit(
         built.model,
         built.optimizer,

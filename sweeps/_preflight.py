@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from practices.checks import CheckResult, gradient_check, init_loss_check, overfit_check
 from practices.data import TrainVal
+from sweeps._build import n_threads
 from sweeps._config import preflight_config
 from sweeps._experiment import Experiment
 
@@ -64,12 +65,11 @@ def run_checks(cfg: DictConfig, data: TrainVal) -> list[CheckResult]:
     state is restored afterwards, so a trial trains exactly as it would without the preflight.
     """
     pf = preflight_config(cfg)
-    if cfg.trainer.get("num_threads"):
-        torch.set_num_threads(cfg.trainer.num_threads)
     make = _model_factory(cfg, data)
     X, y = data.X_train.cpu(), data.y_train.cpu()
     results = []
     with torch.random.fork_rng(devices=[]):
+        torch.set_num_threads(n_threads(cfg, make()))  # as the trial will train (sweeps._threads)
         if pf.gradient.enabled:
             torch.manual_seed(pf.seed)
             g = pf.gradient
