@@ -16,6 +16,7 @@ from sweeps._experiment import Experiment
 from sweeps._monitor import make_monitor
 from sweeps._report import report_trial
 from sweeps._preflight import PreflightFailed, preflight
+from sweeps._render import Renderer
 
 __all__ = ["Objective"]
 
@@ -66,6 +67,12 @@ class Objective:
     def __init__(self, experiment: Experiment, data: TrainVal) -> None:
         self.experiment = experiment
         self.data = data
+        self.renderer = Renderer()  # the report's plots, drawn in another process while the next trial trains
+        self._preflight_note: str | None = None
+
+    def close(self) -> None:
+        """Waits until every finished trial's plots are in the artifact store (call when the trials end)."""
+        self.renderer.close()
 
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment
@@ -87,6 +94,7 @@ class Objective:
         for key in values:
             trial.set_user_attr(f"config.{key}", OmegaConf.select(cfg, key))
         monitor = make_monitor(cfg)
+        self._preflight_note = None
         error: BaseException | None = None
         try:
             return self._train(trial, cfg, seed, monitor)
@@ -97,11 +105,12 @@ class Objective:
             # A trial stopped by its preflight never trained: the preflight's own note stands. An
             # interrupted one is queued again and stops now (its retry writes the report).
             if monitor is not None and not isinstance(error, (PreflightFailed, KeyboardInterrupt)):
-                report_trial(trial, monitor, cfg, error)
+                report_trial(trial, monitor, cfg, error, renderer=self.renderer, preflight_note=self._preflight_note)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
         try:
-            preflight(trial, self.experiment, cfg, self.data)
+            # With the monitor on, the report saves the preflight's note with its own: one note write.
+            _, self._preflight_note = preflight(trial, self.experiment, cfg, self.data, save=monitor is None)
         except PreflightFailed:
             trial.set_user_attr("end_reason", "failed: preflight")
             raise
