@@ -29,7 +29,7 @@ class _Meter:
 
     def reset(self, budget_epochs: int | None) -> None:
         self.budget_epochs, self.epochs = budget_epochs, 0
-        self.train_s = self.loop_s = self.vault_s = 0.0
+        self.train_s = self.loop_s = self.vault_s = self.checks_s = 0.0
         self.n_trials = 0
 
     def after_trial(self, exp: Any, trial: Any) -> None:
@@ -66,8 +66,10 @@ def _install_meter() -> None:
     """Wraps the driver's trial loop, trial training and vault opening with timers."""
     import sweeps._driver as driver
     import sweeps._objective as objective
+    import sweeps._preflight as preflight
 
     objective.train = _timed(objective.train, "train_s")
+    preflight.run_checks = _timed(preflight.run_checks, "checks_s")  # the checks themselves, not their cache
     driver.run_trials = _timed(driver.run_trials, "loop_s")
     driver.open_when_due = _timed(driver.open_when_due, "vault_s")
 
@@ -107,7 +109,7 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("the epoch budget was never checked: sweeps._driver no longer builds its Objective "
                            "by that name; adapt benchmarks._jobs._install_meter")
     result = {"code": code, "main_s": main_s, "loop_s": METER.loop_s, "train_s": METER.train_s,
-              "vault_s": METER.vault_s, "n_trials": METER.n_trials}
+              "vault_s": METER.vault_s, "checks_s": METER.checks_s, "n_trials": METER.n_trials}
     if job.get("storage"):
         result["trials"] = _study_trials(job["storage"])
     return result
