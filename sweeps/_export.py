@@ -92,13 +92,29 @@ def _write_test_result(study: optuna.Study, storage: str, folder: Path) -> Path 
     return path
 
 
+# User attributes written as one JSON object per trial (one storage write each), exported as the
+# columns they used to be: user_attrs_config.optimizer.lr, user_attrs_preflight.gradient.passed, ...
+_FLATTENED = ("user_attrs_config", "user_attrs_preflight")
+
+
+def _flatten(table: Any) -> Any:
+    import pandas as pd
+
+    for column in [c for c in _FLATTENED if c in table.columns]:
+        rows = [v if isinstance(v, dict) else {} for v in table[column]]
+        wide = pd.json_normalize(rows, sep=".").set_index(table.index)
+        wide.columns = [f"{column}.{c}" for c in wide.columns]
+        table = pd.concat([table.drop(columns=[column]), wide], axis=1)
+    return table
+
+
 def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> Exported:
     """Writes ``<export_dir>/<study>/trials.csv``, once a trial completed ``best.yaml``, and once the
     test vault was opened ``test_result.json``."""
     folder = Path(export_dir) / study.study_name
     folder.mkdir(parents=True, exist_ok=True)
     trials_csv = folder / "trials.csv"
-    table = study.trials_dataframe()
+    table = _flatten(study.trials_dataframe())
     if len(table):
         reasons = {t.number: end_reason(t) for t in study.get_trials(deepcopy=False)}
         table["end_reason"] = table["number"].map(reasons)

@@ -89,10 +89,8 @@ class Objective:
         seed = trial.user_attrs.get("seed", trial_seed(cfg.sweep.seed, trial.number))
         trial.set_user_attr("seed", seed)
         choices, values = exp.space.assignments(params)
-        for group, option in choices.items():
-            trial.set_user_attr(f"config.{group}", option)
-        for key in values:
-            trial.set_user_attr(f"config.{key}", OmegaConf.select(cfg, key))
+        # One attribute, one storage write: {"schedule": "step", "schedule.factor": 0.3, ...}.
+        trial.set_user_attr("config", {**choices, **{key: OmegaConf.select(cfg, key) for key in values}})
         monitor = make_monitor(cfg)
         self._preflight_note = None
         error: BaseException | None = None

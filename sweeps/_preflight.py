@@ -125,8 +125,8 @@ def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: Train
               save: bool = True) -> tuple[list[CheckResult], str | None]:
     """Runs (or reuses) the checks for a trial and records them on it.
 
-    Records ``preflight.<check>`` (``{"passed", "value", "threshold"}``) per check and
-    ``preflight.cache`` (hit, miss or off), and a markdown note for optuna-dashboard.
+    Records the user attribute ``preflight``: ``{"cache": hit|miss|off, "<check>": {"passed", "value",
+    "threshold"}, ...}``, and a markdown note for optuna-dashboard.
 
     Args:
         save: save the note now; False returns it for the trial's report to include (one note
@@ -143,10 +143,10 @@ def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: Train
     if not any(pf[check].enabled for check in CHECKS):
         return [], None
     results, cache, origin = _cached_or_run(trial, cfg, pf, data)
-    # One attribute per check (four writes, each a storage commit), readable in the dashboard's table.
-    trial.set_user_attr("preflight.cache", cache)
-    for r in results:
-        trial.set_user_attr(f"preflight.{r.name}", {"passed": r.passed, "value": r.value, "threshold": r.threshold})
+    # One attribute, one storage write: {"cache": "hit", "<check>": {"passed", "value", "threshold"}, ...}.
+    record: dict[str, Any] = {"cache": cache}
+    record.update({r.name: {"passed": r.passed, "value": r.value, "threshold": r.threshold} for r in results})
+    trial.set_user_attr("preflight", record)
     failed = next((r for r in results if not r.passed), None)
     unfixable = failed is not None and pf.stop_on_unfixable and not searched_inputs(exp, cfg, pf)
     note = _note(results, cache, origin, unfixable)

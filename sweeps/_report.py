@@ -149,14 +149,15 @@ def _outcome(trial: optuna.Trial, monitor: Monitor, error: BaseException | None)
 
 
 def preflight_rows(user_attrs: Mapping[str, Any]) -> list[tuple[str, Any, Any, Any]]:
-    """``(check, passed, value, threshold)`` for each ``preflight.<check>`` user attribute (a dict;
-    studies written before it kept ``preflight.<check>.passed``, ``.value`` and ``.threshold``)."""
+    """``(check, passed, value, threshold)`` for each check in the ``preflight`` user attribute
+    (studies written before it kept ``preflight.<check>.passed``, ``.value`` and ``.threshold``)."""
     checks: dict[str, dict[str, Any]] = {}
+    record = user_attrs.get("preflight")
+    if isinstance(record, dict):
+        checks.update({name: dict(c) for name, c in record.items() if isinstance(c, dict)})
     for key, value in user_attrs.items():
         parts = key.split(".")
-        if len(parts) == 2 and parts[0] == "preflight" and isinstance(value, dict):
-            checks.setdefault(parts[1], {}).update(value)
-        elif len(parts) == 3 and parts[0] == "preflight" and parts[2] in ("passed", "value", "threshold"):
+        if len(parts) == 3 and parts[0] == "preflight" and parts[2] in ("passed", "value", "threshold"):
             checks.setdefault(parts[1], {})[parts[2]] = value
     return [(name, c.get("passed"), c.get("value"), c.get("threshold")) for name, c in sorted(checks.items())]
 

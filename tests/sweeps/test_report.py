@@ -43,6 +43,8 @@ def _planted_monitor():
 def test_preflight_rows_come_from_user_attrs():
     assert preflight_rows(PREFLIGHT) == [("gradient_check", True, 3.2e-8, 1e-4), ("init_loss", False, 4.1, 0.5)]
     assert preflight_rows({"seed": 1, "preflight.note": "x"}) == []
+    record = {"cache": "hit", "init_loss": {"passed": False, "value": 4.1, "threshold": 0.5}}
+    assert preflight_rows({"preflight": record}) == [("init_loss", False, 4.1, 0.5)]
 
 
 def test_render_note_has_preflight_diagnoses_best_epoch_and_artifacts():
@@ -101,7 +103,8 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
         # A handful per concern: searched values, seed and outcome, checkpoints, 3 numbers per preflight check.
         assert len(trial.user_attrs) < 30, "user attributes stay small; curves go to artifacts"
         assert all(isinstance(v, (str, int, float, bool)) for k, v in trial.user_attrs.items()
-                   if not k.startswith("preflight."))  # a preflight check: {passed, value, threshold}
+                   if k not in ("preflight", "config"))  # each one JSON object: one storage write
+        assert set(trial.user_attrs["config"]) >= {"optimizer.lr", "schedule"}
 
 
 def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_path):
