@@ -107,6 +107,10 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
         ["sweeps: whole run outside trial training (fraction of wall)", *spread(fraction, "{:.3f}")],
         ["sweeps: trial loop outside trial training (fraction)", *spread(loop_fraction, "{:.3f}")],
         ["bare loop: outside trial training (fraction of wall)", *spread(bare_fraction, "{:.3f}")],
+        ["sweeps: storage writes per trial (whole run / trials)", *_calls(ours, "writes")],
+        ["bare loop: storage writes per trial", *_calls(bare, "writes")],
+        ["sweeps: storage reads per trial", *_calls(ours, "reads")],
+        ["bare loop: storage reads per trial", *_calls(bare, "reads")],
         ["sweeps: wall of the run (s)", *spread([r["main_s"] for r in ours], "{:.1f}")],
         ["sweeps: of which vault opening, one retrain (s)", *spread([r["vault_s"] for r in ours], "{:.1f}")],
         ["bare loop: wall (s)", *spread([r["wall_s"] for r in bare], "{:.1f}")],
@@ -118,6 +122,11 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
               "opening and the export; the vault's retrain is useful training outside the trials, so it is taken "
               "out of the whole-run fraction."]
     return lines
+
+
+def _calls(results: list[dict], kind: str) -> list[str]:
+    """Storage calls per trial of each run (counted on the RDB storage's public methods)."""
+    return spread([r["storage_calls"][kind] / r["n_trials"] for r in results if "storage_calls" in r], "{:.1f}")
 
 
 def throughput(args: argparse.Namespace, folder: Path) -> list[str]:

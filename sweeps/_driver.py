@@ -221,7 +221,9 @@ def run_trials(exp: Experiment, dataset: Dataset, study: optuna.Study, max_trial
     try:
         return _trial_loop(exp, study, study_id, storage, objective, max_trials, prefix)
     finally:
-        objective.close()  # every finished trial's plots are drawn before the sweep goes on
+        close = getattr(objective, "close", None)  # a stand-in objective (tests) may have none
+        if close is not None:
+            close()  # every finished trial's plots are drawn before the sweep goes on
 
 
 def _trial_loop(exp: Experiment, study: optuna.Study, study_id: int, storage: optuna.storages.BaseStorage,
