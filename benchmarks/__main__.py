@@ -1,7 +1,8 @@
 """Benchmarks against peers; writes docs/benchmarks.md and its PNG plots.
 
     PYTHONPATH=$PWD python -m benchmarks              # everything (about 10-15 minutes on 2 idle cores)
-    PYTHONPATH=$PWD python -m benchmarks --quick --skip hos,workers   # the smoke test's budget
+    PYTHONPATH=$PWD python -m benchmarks --quick --skip hos,workers,threads   # the smoke test's budget
+    PYTHONPATH=$PWD python -m benchmarks --only threads --out /tmp/threads.md   # one section alone
 
 Every figure compares variants measured side by side in one run, interleaved, and prints the min,
 median and max over repeats (or seeds): these machines are noisy, so compare within one run only.
@@ -145,7 +146,9 @@ def throughput(args: argparse.Namespace, folder: Path) -> list[str]:
         f"{args.repeats} repeats, variants interleaved, order rotated. `sweeps trial` is one whole trial through the "
         "driver's `Objective` (config copy, user attributes, report and prune callback; in-memory storage), so "
         "its per-trial costs weigh more the fewer the epochs; its plots are drawn by the renderer process after "
-        "the timed trial, as in a sweep, where they overlap the next trial. Target (issue 13): the sweeps trial "
+        "the timed trial, as in a sweep, where they overlap the next trial. Each variant runs once untimed first; "
+        "the sweeps trial then finds the preflight results in the study's cache, as a sweep's later trials of one "
+        "architecture do (section 3 has what the checks cost). Target (issue 13): the sweeps trial "
         "with `monitor=default` at >= 0.95x the hand-written loop.",
         "",
     ]
@@ -286,7 +289,8 @@ def _header(args: argparse.Namespace, argv: list[str]) -> list[str]:
         "PYTHONPATH=$PWD python -m benchmarks" + ("" if not argv else " " + " ".join(argv)),
         "```",
         "",
-        "(`--help` lists the budgets; `--skip hos` leaves out hydra-optuna-sweeper, whose own virtual environment "
+        "(`--help` lists the budgets; `--only overhead,threads` runs some sections alone, `--skip hos` leaves out "
+        "hydra-optuna-sweeper, whose own virtual environment "
         "under `.bench/venv-hos` is made on first use, a few minutes.) Every figure is measured side by side "
         "in this one run, the compared variants interleaved, with min, median and max over repeats or seeds: "
         "the machines are noisy, so compare figures within one run only.",

@@ -14,9 +14,9 @@ from practices.train import Callback, EpochStats, NonFiniteLossError
 from sweeps._build import train, trial_seed
 from sweeps._experiment import Experiment
 from sweeps._monitor import make_monitor
-from sweeps._report import report_trial
 from sweeps._preflight import PreflightFailed, preflight
 from sweeps._render import Renderer
+from sweeps._report import report_trial
 
 __all__ = ["Objective"]
 

@@ -14,8 +14,8 @@ import json
 import math
 import sys
 import tempfile
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 __all__ = ["PLACEHOLDER_PNG", "draw", "main"]

@@ -5,21 +5,21 @@ import sys
 
 import optuna
 import pytest
-from PIL import Image
 import torch
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
+from PIL import Image
 
 from practices.monitor import Monitor
 from practices.train import EpochStats, evaluate
+from sweeps import _render
+from sweeps.__main__ import main
 from sweeps._build import build
 from sweeps._experiment import Experiment
-from sweeps import _render
 from sweeps._plots import PLACEHOLDER_PNG
 from sweeps._render import Renderer
 from sweeps._report import preflight_rows, render_note
-from sweeps.__main__ import main
 
 PREFLIGHT = {
     "preflight.gradient_check.passed": True,
