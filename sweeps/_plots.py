@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import sys
 import tempfile
 from collections.abc import Callable
@@ -135,6 +136,9 @@ def _render_job(job: dict[str, Any]) -> None:
 
 def main() -> int:
     """The renderer process: jobs on stdin, one answer per job on stdout, until stdin closes."""
+    # Ctrl-C reaches the whole process group: the sweep handles it and closes stdin; the plots of
+    # the trials that finished are still drawn.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for line in sys.stdin:
         if not line.strip():
             continue
