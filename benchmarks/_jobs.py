@@ -29,7 +29,7 @@ class _Meter:
 
     def reset(self, budget_epochs: int | None) -> None:
         self.budget_epochs, self.epochs = budget_epochs, 0
-        self.train_s = self.loop_s = self.vault_s = 0.0
+        self.train_s = self.loop_s = self.vault_s = self.checks_s = 0.0
         self.n_trials = 0
 
     def after_trial(self, exp: Any, trial: Any) -> None:
@@ -44,6 +44,30 @@ class _Meter:
 
 
 METER = _Meter()
+
+# Storage calls, counted in every job (a figure that does not depend on the machine's load): a write
+# is a commit, of 1-3 ms on SQLite on an idle disk.
+STORAGE_WRITES = ("create_new_trial", "set_trial_param", "set_trial_state_values", "set_trial_intermediate_value",
+                  "set_trial_user_attr", "set_trial_system_attr", "set_study_user_attr", "set_study_system_attr",
+                  "record_heartbeat")
+STORAGE_READS = ("get_trial", "get_all_trials", "get_study_user_attrs", "get_study_system_attrs", "get_best_trial",
+                 "get_trial_id_from_study_id_trial_number", "get_study_id_from_name", "get_n_trials")
+CALLS = {"writes": 0, "reads": 0}
+
+
+def _count_storage_calls() -> None:
+    from optuna.storages import RDBStorage
+
+    def counted(function: Any, kind: str) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            CALLS[kind] += 1
+            return function(*args, **kwargs)
+
+        return wrapper
+
+    for kind, names in (("writes", STORAGE_WRITES), ("reads", STORAGE_READS)):
+        for name in names:
+            setattr(RDBStorage, name, counted(getattr(RDBStorage, name), kind))
 
 
 def trial_epochs(frozen: Any) -> int:
@@ -66,8 +90,10 @@ def _install_meter() -> None:
     """Wraps the driver's trial loop, trial training and vault opening with timers."""
     import sweeps._driver as driver
     import sweeps._objective as objective
+    import sweeps._preflight as preflight
 
     objective.train = _timed(objective.train, "train_s")
+    preflight.run_checks = _timed(preflight.run_checks, "checks_s")  # the checks themselves, not their cache
     driver.run_trials = _timed(driver.run_trials, "loop_s")
     driver.open_when_due = _timed(driver.open_when_due, "vault_s")
 
@@ -107,7 +133,7 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError("the epoch budget was never checked: sweeps._driver no longer builds its Objective "
                            "by that name; adapt benchmarks._jobs._install_meter")
     result = {"code": code, "main_s": main_s, "loop_s": METER.loop_s, "train_s": METER.train_s,
-              "vault_s": METER.vault_s, "n_trials": METER.n_trials}
+              "vault_s": METER.vault_s, "checks_s": METER.checks_s, "n_trials": METER.n_trials}
     if job.get("storage"):
         result["trials"] = _study_trials(job["storage"])
     return result
@@ -135,11 +161,16 @@ def main(jobs_path: str, out_path: str) -> None:
     import sweeps._experiment  # noqa: F401  (torch, optuna, hydra, scikit-learn: what a sweep imports)
 
     _install_meter()
+    _count_storage_calls()
     jobs = json.loads(Path(jobs_path).read_text())
     results = {"imports_s": time.perf_counter() - started, "jobs": []}
     for job in jobs:
         torch.set_num_threads(job.get("num_threads", 1))
-        results["jobs"].append({"job": job, "result": RUNNERS[job["kind"]](job)})
+        CALLS.update(writes=0, reads=0)
+        result = RUNNERS[job["kind"]](job)
+        if isinstance(result, dict):
+            result["storage_calls"] = dict(CALLS)
+        results["jobs"].append({"job": job, "result": result})
         Path(out_path).write_text(json.dumps(results))  # partial results survive a later failure
 
 

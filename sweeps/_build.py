@@ -10,10 +10,11 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from practices.averaging import WeightAverage, swa_start
-from practices.data import Split, TrainVal, as_arrays, split_indices, train_val
+from practices.data import Split, TrainVal, as_arrays, split_indices
 from practices.train import Callback, FitResult, fit, resolve_device
+from sweeps._threads import available_cores, choose_threads
 
-__all__ = ["BuildError", "Built", "load_data", "build", "make_average", "train", "trial_seed"]
+__all__ = ["BuildError", "Built", "build", "load_data", "make_average", "n_threads", "train", "trial_seed"]
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -73,11 +74,19 @@ def make_average(cfg: DictConfig, model: torch.nn.Module) -> WeightAverage | Non
     return _make("trainer", cfg, lambda: WeightAverage(model, averaging, ema_decay=decay, swa_start_epoch=start))
 
 
+def n_threads(cfg: DictConfig, model: torch.nn.Module | None = None) -> int:
+    """``trainer.num_threads``, or when null the default of :func:`sweeps._threads.choose_threads`
+    for this process's cores, ``sweep.n_workers`` and the model's size."""
+    if cfg.trainer.num_threads:
+        return int(cfg.trainer.num_threads)
+    n_parameters = None if model is None else sum(p.numel() for p in model.parameters())
+    return choose_threads(available_cores(), OmegaConf.select(cfg, "sweep.n_workers", default=1) or 1, n_parameters)
+
+
 def train(cfg: DictConfig, data: TrainVal, seed: int, callbacks: Sequence[Callback] = ()) -> tuple[FitResult, Built]:
     """Trains ``cfg`` once on ``data`` with ``seed``; the data moves to the device once."""
-    if cfg.trainer.num_threads:
-        torch.set_num_threads(cfg.trainer.num_threads)
     built = build(cfg, data.in_shape, data.n_classes, seed)
+    torch.set_num_threads(n_threads(cfg, built.model))
     result = fit(
         built.model,
         built.optimizer,

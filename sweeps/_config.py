@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from typing import Any, Optional
 
@@ -158,6 +159,28 @@ def _typed(name: str, node: Any) -> Any:
         raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc} (keys of {name}: {allowed})") from None
 
 
+_TYPED_CACHE: dict[tuple[str, str], Any] = {}
+_TYPED_CACHE_SIZE = 64
+
+
+def _typed_cached(name: str, node: Any) -> Any:
+    """:func:`_typed` for a node that is fixed for a study (``monitor``, ``preflight``): every trial
+    asks for it, and the schema merge costs ~10 ms each time; the result is read-only."""
+    try:
+        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        key = (name, json.dumps(plain, sort_keys=True, default=str))
+    except (OmegaConfBaseException, TypeError, ValueError):  # unresolvable or odd: validate it the slow way
+        return _typed(name, node)
+    typed = _TYPED_CACHE.get(key)
+    if typed is None:
+        typed = _typed(name, node)  # raises ConfigError for a bad node: nothing cached
+        OmegaConf.set_readonly(typed, True)
+        if len(_TYPED_CACHE) >= _TYPED_CACHE_SIZE:
+            _TYPED_CACHE.clear()
+        _TYPED_CACHE[key] = typed
+    return typed
+
+
 def monitor_config(cfg: DictConfig) -> MonitorConfig:
     """The validated ``monitor`` node as a :class:`MonitorConfig`; defaults where the node is absent
     (configs exported before the monitor existed).
@@ -166,7 +189,7 @@ def monitor_config(cfg: DictConfig) -> MonitorConfig:
         ConfigError: an unknown key, a wrong type or a value out of range.
     """
     node = cfg.get("monitor") if "monitor" in cfg else None
-    monitor = _typed("monitor", node if node is not None else {})
+    monitor = _typed_cached("monitor", node if node is not None else {})
     _require(monitor.every_n_steps >= 1, f"monitor.every_n_steps must be >= 1, got {monitor.every_n_steps}")
     _require(monitor.patience is None or monitor.patience >= 1,
              f"monitor.patience must be >= 1 epochs or null (never stop early), got {monitor.patience}")
@@ -324,7 +347,7 @@ def _check_seed(key: str, seed: int) -> None:
 
 def preflight_config(cfg: DictConfig) -> DictConfig:
     """The typed ``preflight`` node of ``cfg``, with the defaults where it has none (older studies)."""
-    return _typed("preflight", cfg.get("preflight") or {})
+    return _typed_cached("preflight", cfg.get("preflight") or {})
 
 
 def _validate_preflight(cfg: DictConfig) -> None:

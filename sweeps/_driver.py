@@ -215,10 +215,20 @@ def run_trials(exp: Experiment, dataset: Dataset, study: optuna.Study, max_trial
     Raises:
         Interrupted: SIGINT or SIGTERM; the running trial was queued again.
     """
-    sweep = exp.cfg.sweep
     storage = storage if storage is not None else storage_for(exp)
     study_id = storage.get_study_id_from_name(study.study_name)
     objective = Objective(exp, dataset.train_val())
+    try:
+        return _trial_loop(exp, study, study_id, storage, objective, max_trials, prefix)
+    finally:
+        close = getattr(objective, "close", None)  # a stand-in objective (tests) may have none
+        if close is not None:
+            close()  # every finished trial's plots are drawn before the sweep goes on
+
+
+def _trial_loop(exp: Experiment, study: optuna.Study, study_id: int, storage: optuna.storages.BaseStorage,
+                objective: Objective, max_trials: int | None, prefix: str) -> int:
+    sweep = exp.cfg.sweep
     unfixable = StopOnUnfixable()
     deadline = None if sweep.timeout is None else time.monotonic() + sweep.timeout
     n_ran = 0

@@ -16,6 +16,7 @@ from sweeps._experiment import Experiment
 from sweeps._monitor import make_monitor
 from sweeps._preflight import PreflightFailed, preflight
 from sweeps._progress import EpochProgress
+from sweeps._render import Renderer
 from sweeps._report import report_trial
 
 __all__ = ["Objective"]
@@ -67,6 +68,12 @@ class Objective:
     def __init__(self, experiment: Experiment, data: TrainVal) -> None:
         self.experiment = experiment
         self.data = data
+        self.renderer = Renderer()  # the report's plots, drawn in another process while the next trial trains
+        self._preflight_note: str | None = None
+
+    def close(self) -> None:
+        """Waits until every finished trial's plots are in the artifact store (call when the trials end)."""
+        self.renderer.close()
 
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment
@@ -83,11 +90,10 @@ class Objective:
         seed = trial.user_attrs.get("seed", trial_seed(cfg.sweep.seed, trial.number))
         trial.set_user_attr("seed", seed)
         choices, values = exp.space.assignments(params)
-        for group, option in choices.items():
-            trial.set_user_attr(f"config.{group}", option)
-        for key in values:
-            trial.set_user_attr(f"config.{key}", OmegaConf.select(cfg, key))
+        # One attribute, one storage write: {"schedule": "step", "schedule.factor": 0.3, ...}.
+        trial.set_user_attr("config", {**choices, **{key: OmegaConf.select(cfg, key) for key in values}})
         monitor = make_monitor(cfg)
+        self._preflight_note = None
         error: BaseException | None = None
         try:
             return self._train(trial, cfg, seed, monitor)
@@ -98,11 +104,12 @@ class Objective:
             # A trial stopped by its preflight never trained: the preflight's own note stands. An
             # interrupted one is queued again and stops now (its retry writes the report).
             if monitor is not None and not isinstance(error, (PreflightFailed, KeyboardInterrupt)):
-                report_trial(trial, monitor, cfg, error)
+                report_trial(trial, monitor, cfg, error, renderer=self.renderer, preflight_note=self._preflight_note)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
         try:
-            preflight(trial, self.experiment, cfg, self.data)
+            # With the monitor on, the report saves the preflight's note with its own: one note write.
+            _, self._preflight_note = preflight(trial, self.experiment, cfg, self.data, save=monitor is None)
         except PreflightFailed:
             trial.set_user_attr("end_reason", "failed: preflight")
             raise

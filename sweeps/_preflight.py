@@ -24,6 +24,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from practices.checks import CheckResult, gradient_check, init_loss_check, overfit_check
 from practices.data import TrainVal
+from sweeps._build import n_threads
 from sweeps._config import preflight_config
 from sweeps._experiment import Experiment
 from sweeps._markdown import literal
@@ -65,12 +66,11 @@ def run_checks(cfg: DictConfig, data: TrainVal) -> list[CheckResult]:
     state is restored afterwards, so a trial trains exactly as it would without the preflight.
     """
     pf = preflight_config(cfg)
-    if cfg.trainer.get("num_threads"):
-        torch.set_num_threads(cfg.trainer.num_threads)
     make = _model_factory(cfg, data)
     X, y = data.X_train.cpu(), data.y_train.cpu()
     results = []
     with torch.random.fork_rng(devices=[]):
+        torch.set_num_threads(n_threads(cfg, make()))  # as the trial will train (sweeps._threads)
         if pf.gradient.enabled:
             torch.manual_seed(pf.seed)
             g = pf.gradient
@@ -122,11 +122,19 @@ def _cached_or_run(
     return results, "miss", trial.number
 
 
-def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: TrainVal) -> list[CheckResult]:
+def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: TrainVal, *,
+              save: bool = True) -> tuple[list[CheckResult], str | None]:
     """Runs (or reuses) the checks for a trial and records them on it.
 
-    Records ``preflight.<check>.passed``, ``.value`` and ``.threshold`` per check, ``preflight.cache``
-    (hit, miss or off) and a markdown note for optuna-dashboard.
+    Records the user attribute ``preflight``: ``{"cache": hit|miss|off, "<check>": {"passed", "value",
+    "threshold"}, ...}``, and a markdown note for optuna-dashboard.
+
+    Args:
+        save: save the note now; False returns it for the trial's report to include (one note
+            write per trial instead of two), unless a check failed (then it is saved: no report follows).
+
+    Returns:
+        The results and, with ``save=False``, the note not yet saved (None when no check ran).
 
     Raises:
         PreflightFailed: a check failed; ``fail_reason`` (and ``preflight.unfixable`` when no
@@ -134,44 +142,23 @@ def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: Train
     """
     pf = preflight_config(cfg)
     if not any(pf[check].enabled for check in CHECKS):
-        return []
+        return [], None
     results, cache, origin = _cached_or_run(trial, cfg, pf, data)
-    attrs: dict[str, Any] = {"preflight.cache": cache}
-    for r in results:
-        attrs.update({f"preflight.{r.name}.passed": r.passed, f"preflight.{r.name}.value": r.value,
-                      f"preflight.{r.name}.threshold": r.threshold})
-    _set_user_attrs(trial, attrs)
+    # One attribute, one storage write: {"cache": "hit", "<check>": {"passed", "value", "threshold"}, ...}.
+    record: dict[str, Any] = {"cache": cache}
+    record.update({r.name: {"passed": r.passed, "value": r.value, "threshold": r.threshold} for r in results})
+    trial.set_user_attr("preflight", record)
     failed = next((r for r in results if not r.passed), None)
     unfixable = failed is not None and pf.stop_on_unfixable and not searched_inputs(exp, cfg, pf)
-    _save_note(trial, results, cache, origin, unfixable)
+    note = _note(results, cache, origin, unfixable)
+    if save or failed is not None:
+        _save_note(trial, note)
     if failed is None:
-        return results
+        return results, None if save else note
     trial.set_user_attr("fail_reason", reason(failed))
     if unfixable:
         trial.set_user_attr(UNFIXABLE_ATTR, True)
     raise PreflightFailed(failed, unfixable)
-
-
-def _set_user_attrs(trial: optuna.Trial, attrs: dict[str, Any]) -> None:
-    """``trial.set_user_attr`` for each of ``attrs``, in one transaction on an RDB storage.
-
-    Each ``set_user_attr`` commits on its own; on SQLite a commit costs 3-20 ms, and ten of them were
-    most of the cost of a cached preflight (docs/preflight.md). The fast path writes the same rows
-    through the storage's own upsert, then updates the trial's cached copy as ``set_user_attr`` does.
-    """
-    backend = getattr(trial.storage, "_backend", trial.storage)
-    write = getattr(backend, "_set_trial_attr_without_commit", None)
-    if not isinstance(backend, optuna.storages.RDBStorage) or write is None:
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        return
-    from optuna.storages._rdb import models
-    from optuna.storages._rdb.storage import _create_scoped_session
-
-    with _create_scoped_session(backend.scoped_session, True) as session:
-        for key, value in attrs.items():
-            write(session, models.TrialUserAttributeModel, trial._trial_id, key, value)
-    trial._cached_frozen_trial.user_attrs.update(attrs)
 
 
 def render(results: Sequence[CheckResult]) -> str:
@@ -185,14 +172,18 @@ def render(results: Sequence[CheckResult]) -> str:
     return "\n".join(lines)
 
 
-def _save_note(trial: optuna.Trial, results: Sequence[CheckResult], cache: str, origin: int, unfixable: bool) -> None:
-    from optuna_dashboard import save_note  # imported here: it pulls in the dashboard's web stack
-
+def _note(results: Sequence[CheckResult], cache: str, origin: int, unfixable: bool) -> str:
     source = {"hit": f"reused from the study's cache (run by trial {origin}, same architecture)",
               "miss": "run for this architecture (cached for later trials)", "off": "run (cache off)"}[cache]
     body = f"## Preflight\nChecks {source}.\n\n{render(results)}\n"
     if unfixable:
         body += "\nNo searched key can change this outcome: the sweep stops after this trial.\n"
+    return body
+
+
+def _save_note(trial: optuna.Trial, body: str) -> None:
+    from optuna_dashboard import save_note  # imported here: it pulls in the dashboard's web stack
+
     save_note(trial, body)
 
 

@@ -11,42 +11,55 @@ import logging
 import math
 import tempfile
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import optuna
 import torch
 from omegaconf import DictConfig
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
-from optuna_dashboard import get_note, save_note
+from optuna_dashboard import save_note
 
 from practices.monitor import Diagnosis, Monitor
 from sweeps._config import monitor_config
 from sweeps._markdown import literal
+from sweeps._plots import PLACEHOLDER_PNG, draw
+from sweeps._render import Renderer
 from sweeps._storage import artifact_dir, mask
 
-__all__ = ["artifact_store", "preflight_rows", "render_note", "report_trial"]
+__all__ = ["artifact_store", "artifact_url", "plot_data", "preflight_rows", "render_note", "report_trial",
+           "store_folder"]
 
 log = logging.getLogger("sweeps")
 _MAX_ATTR_CHARS = 300
-_PLOT_DPI = 80
 CHECKPOINT_MIMETYPE = "application/octet-stream"
+
+
+def store_folder(cfg: DictConfig) -> Path:
+    """The folder of the study's artifact store (``sweep.artifact_dir``, else beside the storage)."""
+    folder = Path(artifact_dir(cfg.sweep.storage, cfg.sweep.get("artifact_dir")))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
 
 
 def artifact_store(cfg: DictConfig) -> FileSystemArtifactStore:
     """The study's file-system artifact store (``sweep.artifact_dir``, else beside the storage)."""
-    folder = artifact_dir(cfg.sweep.storage, cfg.sweep.get("artifact_dir"))
-    folder.mkdir(parents=True, exist_ok=True)
-    return FileSystemArtifactStore(folder)
+    return FileSystemArtifactStore(store_folder(cfg))
 
 
-def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None) -> None:
+def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None, *,
+                 renderer: Renderer | None = None, preflight_note: str | None = None) -> None:
     """Writes the trial's note, plots and checkpoints. Never raises: a report that cannot be
-    written must not turn a pruned or completed trial into a failed one."""
+    written must not turn a pruned or completed trial into a failed one.
+
+    Args:
+        renderer: draws the plots in its own process after this returns (``sweeps._render``); None
+            draws them here, before returning.
+        preflight_note: the note the trial's preflight wrote (kept as the report's preflight section).
+    """
     try:
-        _report(trial, monitor, cfg, error)
+        _report(trial, monitor, cfg, error, renderer, preflight_note)
     except Exception as exc:  # disk full, a plot that cannot be drawn: log it, keep the trial's state
-        storage = str(cfg.sweep.storage)
-        reason = f"{type(exc).__name__}: {exc}".replace(storage, mask(storage))[:_MAX_ATTR_CHARS]
+        reason = _masked(exc, cfg)
         log.warning("trial %d: the training report could not be written: %s", trial.number, reason)
         try:
             trial.set_user_attr("report_error", reason)
@@ -54,7 +67,22 @@ def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: 
             pass
 
 
-def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None) -> None:
+def _masked(exc: BaseException | str, cfg: DictConfig) -> str:
+    storage = str(cfg.sweep.storage)
+    text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
+    return text.replace(storage, mask(storage))[:_MAX_ATTR_CHARS]
+
+
+def artifact_url(trial: optuna.Trial) -> str:
+    """Where optuna-dashboard serves the trial's artifacts: /artifacts/<study id>/<trial id>/ (the
+    storage's ids, as Optuna's upload_artifact keys them), found through the storage's public API."""
+    storage = trial.storage
+    study_id = storage.get_study_id_from_name(trial.study.study_name)
+    return f"/artifacts/{study_id}/{storage.get_trial_id_from_study_id_trial_number(study_id, trial.number)}/"
+
+
+def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None,
+            renderer: Renderer | None, preflight_note: str | None) -> None:
     settings = monitor_config(cfg)
     diagnoses = monitor.diagnose()
     trial.set_user_attr("diagnoses", ",".join(d.code for d in diagnoses) or "none")
@@ -62,35 +90,53 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
         trial.set_user_attr("stopped_early_epoch", monitor.stopped_epoch)
     store = artifact_store(cfg)
     artifacts: list[tuple[str, str]] = []
+    plots = plot_data(monitor, settings.thresholds) if settings.plots else {}
     with tempfile.TemporaryDirectory(prefix="sweeps-report-") as tmp:
         folder = Path(tmp)
         for kind, state in (("best", monitor.best_state), ("last", monitor.last_state)):
             if state is None:
                 continue
             path = folder / f"{kind}_checkpoint.pt"
-            torch.save(state, path)
+            torch.save(state, path)  # the best epoch's weights were kept in memory: one write, here
             # Python's mimetypes guesses .pt as a SNES page table; a checkpoint is opaque bytes.
             artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
                                           mimetype=CHECKPOINT_MIMETYPE)
             trial.set_user_attr(f"artifact.{kind}_checkpoint", artifact_id)
             artifacts.append((path.name, artifact_id))
-        if settings.plots:
-            for path in _plots(monitor, folder, settings.thresholds):
-                artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
-                artifacts.append((path.name, artifact_id))
-    # The dashboard serves a trial's artifacts at /artifacts/<study id>/<trial id>/<artifact id>;
-    # Optuna's own upload_artifact keys them by the same storage ids.
-    url = f"/artifacts/{trial.study._study_id}/{trial._trial_id}/"
+        jobs = []
+        for name, data in plots.items():
+            path = folder / name
+            if renderer is None:
+                draw(name, data, path)
+            else:  # the artifact exists now; the renderer replaces its content once drawn
+                path.write_bytes(PLACEHOLDER_PNG)
+            artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
+            artifacts.append((name, artifact_id))
+            jobs.append({"name": name, "artifact_id": artifact_id, "data": data})
+    url = artifact_url(trial)
     # The preflight wrote its own note before training (checks, cache origin, the parameter concerned):
     # the report keeps it as its preflight section.
-    previous = get_note(trial) or ""
-    preflight_note = previous if previous.startswith(_PREFLIGHT_HEADING) else None
+    kept = preflight_note if preflight_note and preflight_note.startswith(_PREFLIGHT_HEADING) else None
     note = render_note(trial.number, monitor, diagnoses, _outcome(trial, monitor, error), trial.user_attrs,
-                       [(name, url + artifact_id) for name, artifact_id in artifacts], preflight_note)
+                       [(name, url + artifact_id) for name, artifact_id in artifacts], kept)
     save_note(trial, note)
+    if renderer is not None:
+        renderer.submit(str(store_folder(cfg)), jobs, _on_render_failure(trial, note, cfg))
     if settings.print_diagnoses:
         for d in diagnoses:
             print(f"  trial {trial.number}: {d.code}: {d.summary}", flush=True)
+
+
+def _on_render_failure(trial: optuna.Trial, note: str, cfg: DictConfig) -> Callable[[str], None]:
+    def report(reason: str) -> None:
+        reason = _masked(reason, cfg).replace("`", "'")
+        log.warning("trial %d: its plots could not be drawn: %s", trial.number, reason)
+        try:  # the note is a study attribute: still writable after the trial ended
+            save_note(trial, note + f"\n_The plots could not be drawn:_ `{reason}`\n")
+        except Exception as exc:  # the storage is gone: the warning above is all there is
+            log.warning("trial %d: its note could not be updated: %s", trial.number, _masked(exc, cfg))
+
+    return report
 
 
 _PREFLIGHT_HEADING = "## Preflight"
@@ -107,8 +153,12 @@ def _outcome(trial: optuna.Trial, monitor: Monitor, error: BaseException | None)
 
 
 def preflight_rows(user_attrs: Mapping[str, Any]) -> list[tuple[str, Any, Any, Any]]:
-    """``(check, passed, value, threshold)`` for each ``preflight.<check>.*`` user attribute."""
+    """``(check, passed, value, threshold)`` for each check in the ``preflight`` user attribute
+    (studies written before it kept ``preflight.<check>.passed``, ``.value`` and ``.threshold``)."""
     checks: dict[str, dict[str, Any]] = {}
+    record = user_attrs.get("preflight")
+    if isinstance(record, dict):
+        checks.update({name: dict(c) for name, c in record.items() if isinstance(c, dict)})
     for key, value in user_attrs.items():
         parts = key.split(".")
         if len(parts) == 3 and parts[0] == "preflight" and parts[2] in ("passed", "value", "threshold"):
@@ -173,87 +223,21 @@ def render_note(
 # ------------------------------------------------------------------------------------------ plots
 
 
-def _plots(monitor: Monitor, folder: Path, thresholds: Any) -> list[Path]:
-    # Imported on first use (~0.3 s): only runs with plots pay it. Figure, not pyplot: no global state.
-    from matplotlib.figure import Figure
-
-    paths = []
-    if monitor.epochs:
-        paths.append(_loss_curve(Figure, monitor, folder / "loss_curve.png"))
+def plot_data(monitor: Monitor, thresholds: Any) -> dict[str, dict[str, Any]]:
+    """The numbers each plot of ``sweeps._plots`` is drawn from (plain lists: they travel as JSON to
+    the renderer process), by file name; plots without data are left out."""
+    plots: dict[str, dict[str, Any]] = {}
+    epochs = monitor.epochs
+    if epochs:
+        plots["loss_curve.png"] = {
+            "epochs": [s.epoch for s in epochs], "train_loss": [s.train_loss for s in epochs],
+            "val_loss": [s.val_loss for s in epochs], "metric": monitor.metric,
+            "metric_values": [s.metric(monitor.metric) for s in epochs], "lr": [s.lr for s in epochs],
+            "best_epoch": monitor.best_epoch,
+        }
     if any(monitor.update_ratios.values()):
-        paths.append(_update_ratios(Figure, monitor, thresholds, folder / "update_ratio.png"))
+        plots["update_ratio.png"] = {"steps": list(monitor.sampled_steps), "ratios": dict(monitor.update_ratios),
+                                     "low": thresholds.update_ratio_low, "high": thresholds.update_ratio_high}
     if monitor.first_layer_filters is not None:
-        paths.append(_filters(Figure, monitor.first_layer_filters, folder / "first_layer_filters.png"))
-    return paths
-
-
-def _loss_curve(Figure: Any, monitor: Monitor, path: Path) -> Path:
-    from matplotlib.ticker import MaxNLocator, NullLocator
-
-    epochs = [s.epoch for s in monitor.epochs]
-    fig = Figure(figsize=(11, 3.2), dpi=_PLOT_DPI)
-    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.9, wspace=0.25)  # fixed: a layout engine costs ~0.1 s
-    loss_ax, metric_ax, lr_ax = fig.subplots(1, 3)
-    for ax in (loss_ax, metric_ax, lr_ax):
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    loss_ax.plot(epochs, [s.train_loss for s in monitor.epochs], marker=".", label="train")
-    loss_ax.plot(epochs, [s.val_loss for s in monitor.epochs], marker=".", label="validation")
-    if monitor.best_epoch is not None:
-        for ax in (loss_ax, metric_ax):
-            ax.axvline(monitor.best_epoch, color="grey", linestyle=":", label="best epoch")
-    loss_ax.set(title="loss", xlabel="epoch")
-    loss_ax.legend(loc="upper right")  # a fixed place: "best" searches and costs
-    metric_ax.plot(epochs, [s.metric(monitor.metric) for s in monitor.epochs], marker=".", color="tab:green")
-    metric_ax.set(title=monitor.metric, xlabel="epoch")
-    lr_ax.plot(epochs, [s.lr for s in monitor.epochs], marker=".", color="tab:purple")
-    lr_ax.set(title="learning rate", xlabel="epoch")
-    if all(s.lr > 0 for s in monitor.epochs):
-        lr_ax.set_yscale("log")
-        lr_ax.yaxis.set_minor_locator(NullLocator())
-    fig.savefig(path)
-    return path
-
-
-def _update_ratios(Figure: Any, monitor: Monitor, thresholds: Any, path: Path) -> Path:
-    from matplotlib.ticker import NullLocator
-
-    fig = Figure(figsize=(7, 3.6), dpi=_PLOT_DPI)
-    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.14, top=0.9)
-    ax = fig.subplots()
-    steps = monitor.sampled_steps
-    for label, ratios in monitor.update_ratios.items():
-        finite = [(s, r) for s, r in zip(steps, ratios) if r > 0 and math.isfinite(r)]
-        if finite:
-            ax.plot(*zip(*finite), label=label, linewidth=1)
-    ax.axhspan(thresholds.update_ratio_low, thresholds.update_ratio_high, color="tab:green", alpha=0.12,
-               label=f"[{thresholds.update_ratio_low:.0e}, {thresholds.update_ratio_high:.0e}]")
-    ax.axhline(1e-3, color="tab:green", linestyle=":", linewidth=1)
-    ax.set_yscale("log")
-    ax.yaxis.set_minor_locator(NullLocator())  # minor log ticks are most of the drawing time
-    ax.set(title="update ratio |dW|/|W| per layer", xlabel="step")
-    ax.legend(fontsize="small", loc="lower right")
-    fig.savefig(path)
-    return path
-
-
-def _filters(Figure: Any, weight: torch.Tensor, path: Path) -> Path:
-    # Each filter on its own scale, input channels averaged: the shape of what the layer looks for.
-    # One image of tiles, drawn once: an axes per filter would cost ~10x more.
-    filters = weight.float().mean(dim=1)
-    n, height, width = filters.shape
-    low = filters.flatten(1).min(dim=1).values[:, None, None]
-    high = filters.flatten(1).max(dim=1).values[:, None, None]
-    filters = (filters - low) / (high - low).clamp_min(1e-12)
-    cols = min(n, 8)
-    rows = math.ceil(n / cols)
-    tiles = torch.full((rows * (height + 1) + 1, cols * (width + 1) + 1), float("nan"))
-    for i in range(n):
-        top, left = 1 + (i // cols) * (height + 1), 1 + (i % cols) * (width + 1)
-        tiles[top : top + height, left : left + width] = filters[i]
-    fig = Figure(figsize=(cols * 0.7 + 0.2, rows * 0.7 + 0.5), dpi=_PLOT_DPI)
-    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.35 / (rows * 0.7 + 0.5)))
-    ax.set_axis_off()
-    ax.imshow(tiles.numpy(), cmap="gray", interpolation="nearest")
-    fig.suptitle(f"first layer: {n} filters {height}x{width}", fontsize="small")
-    fig.savefig(path)
-    return path
+        plots["first_layer_filters.png"] = {"filters": monitor.first_layer_filters.float().mean(dim=1).tolist()}
+    return plots

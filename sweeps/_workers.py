@@ -124,11 +124,12 @@ def run_workers(exp: Experiment, study: optuna.Study) -> int:
     Raises:
         Interrupted: SIGINT/SIGTERM reached the parent or a worker; all workers have ended.
     """
+    from sweeps._build import n_threads as n_threads_for
     from sweeps._driver import _say
     from sweeps._study import count_trials
 
     sweep = exp.cfg.sweep
-    n_threads = exp.cfg.trainer.num_threads or max(1, (os.cpu_count() or 1) // sweep.n_workers)
+    n_threads = n_threads_for(exp.cfg)  # each trial refines it from its model's size (sweeps._threads)
     context = multiprocessing.get_context("spawn")
     processes: dict[int, multiprocessing.Process] = {}
 

@@ -36,7 +36,7 @@ def _numbers(row: list[str]) -> list[float]:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> tuple[Path, dict[str, list[list[str]]]]:
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
-    command = [sys.executable, "-m", "benchmarks", "--quick", "--skip", "hos,workers", "--out", str(out)]
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--skip", "hos,workers,threads", "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, _sections(out.read_text())
@@ -114,3 +114,45 @@ def test_spread_is_min_median_max():
 
     assert spread([3.0, 1.0, 2.0, 10.0], "{:.1f}") == ["1.0", "2.5", "10.0"]
     assert spread([]) == ["-", "-", "-"]
+
+
+def test_only_skips_every_other_section():
+    from benchmarks.__main__ import SECTIONS, _args
+
+    assert _args(["--only", "threads"]).skip == set(SECTIONS) - {"threads"}
+    assert _args(["--only", "efficiency"]).skip == set(SECTIONS) - {"efficiency", "hos"}  # hos is part of it
+    with pytest.raises(SystemExit):
+        _args(["--only", "nonsense"])
+
+
+def test_threads_section_runs_each_setting_per_repeat_in_rotated_order(tmp_path, monkeypatch):
+    import argparse
+
+    from benchmarks import perf
+
+    monkeypatch.setattr("sweeps._threads.available_cores", lambda: 4)
+    variants = perf._variants()
+    assert list(variants.values()) == ["null", "1", "4"]
+    args = argparse.Namespace(repeats=2, threads_trials=3, threads_epochs=12)
+    jobs = perf._jobs(args, tmp_path, variants)
+    assert jobs[0]["label"] == "warm-up"
+    labels = [j["label"] for j in jobs[1:]]
+    assert labels == [*variants, *list(variants)[1:], list(variants)[0]]
+    for job in jobs[1:]:
+        assert f"trainer.num_threads={variants[job['label']]}" in job["overrides"]
+        assert "sweep.n_trials=3" in job["overrides"]
+
+
+def test_bench_cuda_without_cuda_says_so_in_one_line(capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is available: the script measures instead")
+    sys.path.insert(0, str(ROOT / "scripts"))
+    try:
+        import bench_cuda
+    finally:
+        sys.path.pop(0)
+    assert bench_cuda.main([]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and out.startswith("bench_cuda: no CUDA device here")

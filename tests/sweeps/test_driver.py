@@ -54,10 +54,11 @@ def test_trials_record_seed_and_searched_values(quickstart):
     _, _, study = quickstart
     for t in study.get_trials():
         assert t.user_attrs["seed"] == trial_seed(0, t.number)
-        assert t.user_attrs["config.optimizer.lr"] == t.params["optimizer.lr"]
-        assert t.user_attrs["config.schedule"] == t.params["schedule"]
+        config = t.user_attrs["config"]  # one attribute: one storage write
+        assert config["optimizer.lr"] == t.params["optimizer.lr"]
+        assert config["schedule"] == t.params["schedule"]
         if t.params["schedule"] == "step":
-            assert t.user_attrs["config.schedule.factor"] == t.params["schedule[step].factor"]
+            assert config["schedule.factor"] == t.params["schedule[step].factor"]
     assert len({t.user_attrs["seed"] for t in study.get_trials()}) == N
 
 
@@ -90,6 +91,10 @@ def test_export_writes_best_yaml_and_trials_csv(quickstart):
     assert {"override /model": "cnn"} in cfg["defaults"]
     table = pd.read_csv(folder / "exports/quickstart/trials.csv")
     assert len(table) == N and set(table["state"]) <= {"COMPLETE", "PRUNED"}
+    # What a pandas user reads (sweeps/_table.py): params and key attributes, no attribute blobs.
+    assert table["params_optimizer.lr"].notna().all()
+    assert set(table["end_reason"]) <= {"completed", "pruned"}
+    assert not [c for c in table.columns if c.startswith(("user_attrs_", "system_attrs_"))]
 
 
 def test_exported_best_config_reruns_to_the_same_metric(quickstart, capsys):

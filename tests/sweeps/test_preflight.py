@@ -30,9 +30,9 @@ def test_preflight_broken_backward_of_fixed_architecture_stops_after_first_trial
     trials = study.get_trials()
     assert len(trials) == 1 and trials[0].state == TrialState.FAIL
     attrs = trials[0].user_attrs
-    assert attrs["preflight.gradient.passed"] is False
-    assert attrs["preflight.gradient.value"] == pytest.approx(2.0, rel=1e-3)  # a flipped sign: |-g - g| / |g|
-    assert attrs["preflight.gradient.threshold"] == 1e-4
+    assert attrs["preflight"]["gradient"]["passed"] is False
+    assert attrs["preflight"]["gradient"]["value"] == pytest.approx(2.0, rel=1e-3)  # a flipped sign: |-g - g| / |g|
+    assert attrs["preflight"]["gradient"]["threshold"] == 1e-4
     assert attrs["preflight.unfixable"] is True
     assert attrs["fail_reason"].startswith("preflight: gradient check FAILED: 2 at hidden_weight")
     assert "backward" in attrs["fail_reason"]
@@ -51,9 +51,9 @@ def test_preflight_failure_a_searched_key_can_fix_fails_only_those_trials(in_tmp
     for t in trials:
         broken = t.params["model.factor"] == -1.0
         assert t.state == (TrialState.FAIL if broken else TrialState.COMPLETE)
-        assert t.user_attrs["preflight.gradient.passed"] is not broken
+        assert t.user_attrs["preflight"]["gradient"]["passed"] is not broken
         assert "preflight.unfixable" not in t.user_attrs
-    assert sum(t.user_attrs["preflight.cache"] == "miss" for t in trials) == len({t.params["model.factor"] for t in trials})
+    assert sum(t.user_attrs["preflight"]["cache"] == "miss" for t in trials) == len({t.params["model.factor"] for t in trials})
 
 
 def test_preflight_ten_trials_of_one_architecture_run_the_checks_once(in_tmp, monkeypatch):
@@ -73,13 +73,13 @@ def test_preflight_ten_trials_of_one_architecture_run_the_checks_once(in_tmp, mo
     assert calls == {"gradient": 1, "init_loss": 1, "overfit": 1}
     study = _study()
     trials = study.get_trials()
-    assert [t.user_attrs["preflight.cache"] for t in trials] == ["miss"] + ["hit"] * 9
+    assert [t.user_attrs["preflight"]["cache"] for t in trials] == ["miss"] + ["hit"] * 9
     for t in trials:
         assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
-        assert all(t.user_attrs[f"preflight.{c}.passed"] is True for c in calls)
-        assert t.user_attrs["preflight.init_loss.threshold"] == 0.1
+        assert all(t.user_attrs["preflight"][c]["passed"] is True for c in calls)
+        assert t.user_attrs["preflight"]["init_loss"]["threshold"] == 0.1
     first = trials[0].user_attrs
-    assert all(t.user_attrs["preflight.gradient.value"] == first["preflight.gradient.value"] for t in trials)
+    assert all(t.user_attrs["preflight"]["gradient"]["value"] == first["preflight"]["gradient"]["value"] for t in trials)
     cached = [v for k, v in study.user_attrs.items() if k.startswith("preflight.cache.")]
     assert len(cached) == 1 and cached[0]["trial"] == 0
     assert "Checks reused from the study's cache" in _note(study, trials[1])
@@ -91,7 +91,7 @@ def test_preflight_ten_trials_of_one_architecture_run_the_checks_once(in_tmp, mo
 def test_preflight_off_runs_no_check(in_tmp):
     assert main([*BLOBS, *BROKEN, LR, "sweep.n_trials=2", "preflight=off"]) == 0
     for t in _study().get_trials():
-        assert not any(k.startswith("preflight.") for k in t.user_attrs)
+        assert "preflight" not in t.user_attrs and not any(k.startswith("preflight.") for k in t.user_attrs)
 
 
 @pytest.mark.parametrize("override,message", [
@@ -147,5 +147,5 @@ def test_preflight_on_journal_storage_records_the_same_attributes(in_tmp):
     assert main([*BLOBS, LR, "sweep.n_trials=2", "sweep.storage=journal.log"]) == 0
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend("journal.log"))
     trials = optuna.load_study(study_name="sweeps", storage=storage).get_trials()
-    assert [t.user_attrs["preflight.cache"] for t in trials] == ["miss", "hit"]
-    assert all(t.user_attrs["preflight.overfit.passed"] is True for t in trials)
+    assert [t.user_attrs["preflight"]["cache"] for t in trials] == ["miss", "hit"]
+    assert all(t.user_attrs["preflight"]["overfit"]["passed"] is True for t in trials)

@@ -1,18 +1,24 @@
 """The trial report: note, plots and checkpoints in the study's storage and artifact store."""
 
+import io
+import sys
+
 import optuna
 import pytest
 import torch
 from optuna.artifacts import FileSystemArtifactStore, download_artifact, get_all_artifact_meta
 from optuna.trial import TrialState
 from optuna_dashboard import get_note
+from PIL import Image
 
 from practices.monitor import Monitor
 from practices.train import EpochStats, evaluate
-from sweeps import _records
+from sweeps import _records, _render
 from sweeps.__main__ import main
 from sweeps._build import build
 from sweeps._experiment import Experiment
+from sweeps._plots import PLACEHOLDER_PNG
+from sweeps._render import Renderer
 from sweeps._report import preflight_rows, render_note
 
 PREFLIGHT = {
@@ -37,6 +43,8 @@ def _planted_monitor():
 def test_preflight_rows_come_from_user_attrs():
     assert preflight_rows(PREFLIGHT) == [("gradient_check", True, 3.2e-8, 1e-4), ("init_loss", False, 4.1, 0.5)]
     assert preflight_rows({"seed": 1, "preflight.note": "x"}) == []
+    record = {"cache": "hit", "init_loss": {"passed": False, "value": 4.1, "threshold": 0.5}}
+    assert preflight_rows({"preflight": record}) == [("init_loss", False, 4.1, 0.5)]
 
 
 def test_render_note_has_preflight_diagnoses_best_epoch_and_artifacts():
@@ -87,11 +95,19 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
         assert trial.user_attrs["artifact.last_checkpoint"] == names["last_checkpoint.pt"]
         for artifact_id in names.values():
             assert (store._base_path / artifact_id).stat().st_size > 0
+        for name in ("loss_curve.png", "update_ratio.png", "first_layer_filters.png"):
+            # Drawn by the renderer process after the trial ended: the placeholder is gone once main returns.
+            content = (store._base_path / names[name]).read_bytes()
+            assert content != PLACEHOLDER_PNG and content.startswith(b"\x89PNG")
+            width, height = Image.open(io.BytesIO(content)).size
+            assert width > 100 and height > 100
             assert f"/artifacts/{study._study_id}/{trial._trial_id}/{artifact_id}" in note
         assert isinstance(trial.user_attrs["diagnoses"], str)
         # A handful per concern: searched values, seed and outcome, checkpoints, 3 numbers per preflight check.
         assert len(trial.user_attrs) < 30, "user attributes stay small; curves go to artifacts"
-        assert all(isinstance(v, (str, int, float, bool)) for v in trial.user_attrs.values())
+        assert all(isinstance(v, (str, int, float, bool)) for k, v in trial.user_attrs.items()
+                   if k not in ("preflight", "config"))  # each one JSON object: one storage write
+        assert set(trial.user_attrs["config"]) >= {"optimizer.lr", "schedule"}
 
 
 def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_path):
@@ -144,3 +160,34 @@ def test_report_trial_never_raises_and_masks_the_storage_password(tmp_path, monk
     assert reason.startswith("OSError: disk full") and "hunter2" not in reason and "***" in reason
     study.tell(trial, 1.0)
     assert study.trials[0].state == TrialState.COMPLETE
+
+
+def test_report_a_failing_renderer_never_fails_the_trial(tmp_path, monkeypatch, capfd):
+    # A renderer process that takes the jobs and dies without drawing anything.
+    monkeypatch.setattr(_render, "COMMAND", [sys.executable, "-c", "import sys; sys.stdin.read(); sys.exit(3)"])
+    storage = f"sqlite:///{tmp_path}/s.db"
+    code = main(["+experiment=quickstart", "sweep.n_trials=2", "trainer.max_epochs=2", "trainer.num_threads=1",
+                 "preflight=off", "search.schedule.options.cosine.warmup_epochs.high=1",
+                 f"sweep.storage={storage}", f"sweep.export_dir={tmp_path}/exports"])
+    assert code == 0
+    study = optuna.load_study(study_name="quickstart", storage=storage)
+    assert [t.state for t in study.trials] == [TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        note = get_note(_live(study, trial))
+        assert "_The plots could not be drawn:_ `the plot renderer ended early (exit 3)`" in note
+        assert "report_error" not in trial.user_attrs
+    out, err = capfd.readouterr()
+    assert (out + err).count("its plots could not be drawn: the plot renderer ended early (exit 3)") == 2  # logged
+
+
+def test_report_renderer_reports_a_plot_it_cannot_draw(tmp_path):
+    failures = []
+    renderer = Renderer()
+    renderer.submit(str(tmp_path), [{"name": "loss_curve.png", "artifact_id": "a1", "data": {"epochs": [1]}}],
+                    failures.append)
+    good = {"epochs": [1, 2], "train_loss": [2.0, 1.0], "val_loss": [2.1, 1.5], "metric": "val_accuracy",
+            "metric_values": [0.3, 0.6], "lr": [0.1, 0.1], "best_epoch": 2}
+    renderer.submit(str(tmp_path), [{"name": "loss_curve.png", "artifact_id": "a2", "data": good}], failures.append)
+    renderer.close()
+    assert failures == ["KeyError: 'train_loss'"]
+    assert (tmp_path / "a2").read_bytes().startswith(b"\x89PNG") and not (tmp_path / "a1").exists()
