@@ -29,10 +29,12 @@ from typing import TYPE_CHECKING, Any, Callable
 import numpy as np
 import optuna
 import torch
+from omegaconf import DictConfig, OmegaConf
 from optuna.exceptions import DuplicatedStudyError
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from practices.averaging import swa_start
 from practices.data import Split
 from practices.train import evaluate
 from practices.vault import Duplicates, SealedTest, find_duplicates, split_fingerprint
@@ -41,9 +43,9 @@ from sweeps._build import build, train, trial_seed
 from sweeps._destinations import check_destinations
 from sweeps._errors import ConfigError
 from sweeps._interrupt import Interrupted, deferred
+from sweeps._markdown import literal
 from sweeps._storage import artifact_dir
 from sweeps._trials import count_trials
-from sweeps._markdown import literal
 
 if TYPE_CHECKING:
     from sweeps._experiment import Dataset, Experiment
@@ -268,11 +270,19 @@ def _final_model(best: FrozenTrial, exp: Experiment, data: Dataset, storage: str
         else:
             say(f"note: trial {best.number} has no saved checkpoint (user attr {CHECKPOINT_ATTR} in {folder}); "
                 "retraining it instead")
-    # Resolved already, so interpolations of max_epochs (a cosine schedule's length) keep the trial's value.
-    cfg.trainer.max_epochs = epochs
-    result, built = train(cfg, data.train_val(), seed)
+    result, built = train(retrain_config(cfg, epochs), data.train_val(), seed)
     val_value = result.history[-1].metric(cfg.sweep.metric)
     return built.model, {"final_model": "retrain", "epochs": epochs, "seed": seed, "val_value_retrained": val_value}
+
+
+def retrain_config(cfg: DictConfig, epochs: int) -> DictConfig:
+    """The trial's resolved config cut at ``epochs`` (its best epoch) for a retrain that reproduces it:
+    interpolations of max_epochs (a cosine schedule's length) were resolved already and keep the
+    trial's value, and SWA keeps the trial's window (its default start is a share of max_epochs)."""
+    if OmegaConf.select(cfg, "trainer.averaging", default="none") == "swa":
+        cfg.trainer.swa_start_epoch = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch"), cfg.trainer.max_epochs)
+    cfg.trainer.max_epochs = epochs
+    return cfg
 
 
 def _download_state(folder: Path, artifact_id: str) -> dict[str, torch.Tensor]:

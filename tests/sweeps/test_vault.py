@@ -336,3 +336,17 @@ def test_final_model_is_the_averaged_one_when_averaging_is_on(in_tmp, capsys, fi
         losses[averaged] = evaluate(built.model, X_test, y_test)[0]
     assert result["test"]["test_loss"] == pytest.approx(losses[True], rel=1e-6)
     assert result["test"]["test_loss"] != pytest.approx(losses[False], rel=1e-6)
+
+
+@pytest.mark.parametrize("averaging, start, expected_start", [("swa", None, 7), ("swa", 3, 3), ("none", None, None)])
+def test_retrain_config_keeps_the_trials_swa_window(averaging, start, expected_start):
+    """A trial of 8 epochs with SWA's default start averages epochs 7-8; cut at its best epoch 7, the
+    retrain must still start averaging at epoch 7, not at 0.75 * 7 + 1 = 6."""
+    from omegaconf import OmegaConf
+
+    from sweeps._vault import retrain_config
+
+    cfg = OmegaConf.create({"trainer": {"max_epochs": 8, "averaging": averaging, "swa_start_epoch": start}})
+    cut = retrain_config(cfg, 7)
+    assert cut.trainer.max_epochs == 7
+    assert cut.trainer.swa_start_epoch == expected_start
