@@ -21,10 +21,10 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable
 
-from benchmarks import efficiency
+from benchmarks import efficiency, storage_growth, storage_scaling
 from benchmarks._tables import ROOT, cnn_epochs, load, run_jobs, spread, table
 
-SECTIONS = ("overhead", "throughput", "preflight", "efficiency", "hos", "workers")
+SECTIONS = ("overhead", "throughput", "preflight", "efficiency", "hos", "workers", "growth", "scaling")
 NOT_AVAILABLE = "Not available in this checkout"
 
 
@@ -46,6 +46,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--workers-trials", type=int, default=12)
     parser.add_argument("--hos-venv", type=Path, default=ROOT / ".bench" / "venv-hos",
                         help="virtual environment for hydra-optuna-sweeper (made on first use)")
+    storage_growth.add_arguments(parser)
+    storage_scaling.add_arguments(parser)
     args = parser.parse_args(argv)
     args.skip = {s for s in args.skip.split(",") if s}
     unknown = args.skip - set(SECTIONS)
@@ -54,6 +56,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     if args.quick:
         args.repeats, args.overhead_trials, args.overhead_epochs, args.throughput_epochs = 1, 3, 1, 1
         args.preflight_trials, args.budget_epochs, args.max_epochs, args.workers_trials = 2, 6, 2, 2
+        storage_growth.quick(args)
+        storage_scaling.quick(args)
     return args
 
 
@@ -244,6 +248,8 @@ SECTION_FUNCTIONS: list[tuple[str, str, Callable[[argparse.Namespace, Path], lis
     ("preflight", "3. Preflight cost", preflight),
     ("efficiency", "4. Sample efficiency at a fixed budget of epochs", sample_efficiency),
     ("workers", "5. Parallel scaling: trials per hour, 1 vs 2 workers", workers),
+    ("growth", "6. Storage: cost per trial as the study grows", storage_growth.section),
+    ("scaling", "7. Storage: trials per second with 1, 4 and 8 workers", storage_scaling.section),
 ]
 
 
