@@ -18,9 +18,9 @@ import signal
 import socket
 import sys
 import warnings
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import FrameType
-from collections.abc import Sequence
 
 import optuna
 
