@@ -18,6 +18,7 @@ import contextlib
 import itertools
 import json
 import random
+import statistics
 import subprocess
 import sys
 import time
@@ -134,7 +135,7 @@ def section(args: argparse.Namespace, folder: Path) -> list[str]:
         for entry in measured["sizes"]:
             ours_ms = [1000 * s for s in entry["sweeps_s"]]
             bare_ms = [1000 * s for s in entry["bare_s"]]
-            extra = sorted(ours_ms)[len(ours_ms) // 2] - sorted(bare_ms)[len(bare_ms) // 2]
+            extra = statistics.median(ours_ms) - statistics.median(bare_ms)
             rows.append([kind, entry["size"], *spread(ours_ms, "{:.1f}"), *spread(bare_ms, "{:.1f}"), f"{extra:.1f}"])
     lines = [
         f"One study per storage, filled with pre-built finished trials (`study.add_trials`) up to each size, then "
