@@ -160,13 +160,13 @@ def section(args: argparse.Namespace, folder: Path) -> list[str]:
             speedup = [rate / base for rate, base in zip(rates, single)]
             rows.append([LABELS[kind], n, *spread(rates, "{:.1f}"), *spread(speedup)])
     lines = [
-        f"Worker processes started once per storage (start-up and imports not timed); each round a fresh study, "
+        (f"Worker processes started once per storage (start-up and imports not timed); each round a fresh study, "
         f"{args.scaling_trials} trials of the quickstart space, random sampler, an objective that trains nothing, "
         f"through sweeps' real trial loop (`run_trials`: slots, heartbeats, counts, the duplicate check); worker "
         f"counts {args.scaling_workers} interleaved, {args.repeats} repeats. Trials/s = finished trials / wall from "
         f"the start signal to the last worker's end; speed-up against {counts[0]} worker(s) of the same repeat. "
         f"The gRPC proxy (`python -m sweeps.proxy`, 16 threads) runs on the same machine, and so does PostgreSQL: "
-        f"with {counts[-1]} workers on a machine of few cores, the workers, the proxy and the database share them.",
+        f"with {counts[-1]} workers on a machine of few cores, the workers, the proxy and the database share them."),
         "",
     ]
     lines += table(["storage", "workers", "trials/s: min", "median", "max", "speed-up: min", "median", "max"], rows)
