@@ -20,12 +20,12 @@ import tempfile
 import time
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
-from benchmarks import efficiency, perf
+from benchmarks import efficiency, perf, storage_growth, storage_scaling
 from benchmarks._tables import ROOT, cnn_epochs, load, run_jobs, spread, table
 
-SECTIONS = ("overhead", "throughput", "preflight", "efficiency", "hos", "workers", "threads")
+SECTIONS = ("overhead", "throughput", "preflight", "efficiency", "hos", "workers", "threads", "growth", "scaling")
 NOT_AVAILABLE = "Not available in this checkout"
 
 
@@ -50,6 +50,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads-epochs", type=int, default=12, help="epochs per quickstart trial (threads section)")
     parser.add_argument("--hos-venv", type=Path, default=ROOT / ".bench" / "venv-hos",
                         help="virtual environment for hydra-optuna-sweeper (made on first use)")
+    storage_growth.add_arguments(parser)
+    storage_scaling.add_arguments(parser)
     args = parser.parse_args(argv)
     args.skip = {s for s in args.skip.split(",") if s}
     only = {s for s in args.only.split(",") if s}
@@ -62,6 +64,8 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         args.repeats, args.overhead_trials, args.overhead_epochs, args.throughput_epochs = 1, 3, 1, 1
         args.preflight_trials, args.budget_epochs, args.max_epochs, args.workers_trials = 2, 6, 2, 2
         args.threads_trials, args.threads_epochs = 2, 1
+        storage_growth.quick(args)
+        storage_scaling.quick(args)
     return args
 
 
@@ -273,6 +277,8 @@ SECTION_FUNCTIONS: list[tuple[str, str, Callable[[argparse.Namespace, Path], lis
     ("efficiency", "4. Sample efficiency at a fixed budget of epochs", sample_efficiency),
     ("workers", "5. Parallel scaling: trials per hour, 1 vs 2 workers", workers),
     ("threads", "6. Thread defaults, idle and beside busy processes", perf.threads),
+    ("growth", "7. Storage: cost per trial as the study grows", storage_growth.section),
+    ("scaling", "8. Storage: trials per second with 1, 4 and 8 workers", storage_scaling.section),
 ]
 
 

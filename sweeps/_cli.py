@@ -28,6 +28,12 @@ def _lost_storage(exc: BaseException) -> bool:
     return isinstance(cause, sqlalchemy.exc.OperationalError)
 
 
+def _lost_proxy(exc: BaseException) -> bool:
+    """The gRPC storage proxy went away mid-run (grpc.RpcError UNAVAILABLE; grpc may not be installed)."""
+    code = getattr(exc, "code", None)
+    return type(exc).__module__.startswith("grpc") and callable(code) and getattr(code(), "name", "") == "UNAVAILABLE"
+
+
 def guarded(body: Callable[[], int]) -> int:
     """Runs a command's ``body``; a ConfigError exits 2, a StorageError (or a database connection
     lost mid-run) exits 4, Ctrl-C before the sweep started exits 130, each with one line on stderr."""
@@ -49,4 +55,10 @@ def guarded(body: Callable[[], int]) -> int:
         reason = str(getattr(cause, "orig", None) or cause)
         print(f"error: the storage failed during the run: {one_line(reason.splitlines()[0] if reason else '')}; "
               "rerun the same command to resume once it is back", file=sys.stderr)
+        return EXIT_STORAGE
+    except Exception as exc:
+        if not _lost_proxy(exc):
+            raise
+        print("error: the gRPC storage proxy stopped answering during the run; rerun the same command to resume "
+              "once it is back", file=sys.stderr)
         return EXIT_STORAGE

@@ -31,7 +31,7 @@ from sweeps._objective import Objective
 from sweeps._preflight import StopOnUnfixable
 from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
 from sweeps._study import open_study, strategy_notices
-from sweeps._trials import FINISHED, INTERRUPTED, SURPLUS, Tally, end_reason, holds_slot, tally
+from sweeps._trials import FINISHED, INTERRUPTED, SURPLUS, RunningTally, Tally, end_reason, holds_slot, tally
 from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
 
 __all__ = [
@@ -232,8 +232,9 @@ def _trial_loop(exp: Experiment, study: optuna.Study, study_id: int, storage: op
     unfixable = StopOnUnfixable()
     deadline = None if sweep.timeout is None else time.monotonic() + sweep.timeout
     n_ran = 0
+    counter = RunningTally()  # per trial: the new and unfinished trials only, not the whole study
     with handling_signals():
-        counts = tally(study.get_trials(deepcopy=False))
+        counts = counter(study.get_trials(deepcopy=False))
         while True:
             if deadline is not None and time.monotonic() > deadline:
                 _say(f"{prefix}stopping: sweep.timeout={sweep.timeout}s reached")
@@ -247,10 +248,10 @@ def _trial_loop(exp: Experiment, study: optuna.Study, study_id: int, storage: op
                     warnings.simplefilter("ignore", ExperimentalWarning)
                     optuna.storages.fail_stale_trials(study)
                 time.sleep(_WAIT_SECONDS)
-                counts = tally(study.get_trials(deepcopy=False))
+                counts = counter(study.get_trials(deepcopy=False))
                 continue
             trial = _run_one(study, study_id, storage, objective, sweep.n_trials)
-            counts = tally(study.get_trials(deepcopy=False))
+            counts = counter(study.get_trials(deepcopy=False))
             if trial is None:  # surplus: another worker took the last slot meanwhile
                 continue
             n_ran += 1

@@ -2,6 +2,9 @@
 
 ``sweep.storage`` takes what optuna-dashboard takes: an SQLAlchemy URL for a database, or a plain
 file path for Optuna's journal file storage. The same string opens the study in the dashboard.
+It also takes ``grpc://HOST:PORT``, the address of Optuna's gRPC storage proxy
+(``python -m sweeps.proxy``), which optuna-dashboard cannot open: the dashboard reads the database
+behind the proxy.
 """
 
 from __future__ import annotations
@@ -11,6 +14,8 @@ import fcntl
 import json
 import os
 import re
+import socket
+import urllib.parse
 import warnings
 from pathlib import Path
 from typing import Iterator
@@ -23,10 +28,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
 from sweeps._errors import ConfigError, StorageError
-from sweeps._journal import HeartbeatJournalStorage
+from sweeps._journal import HeartbeatGrpcStorageProxy, HeartbeatJournalStorage
 
-__all__ = ["RetryStaleTrial", "artifact_dir", "check_storage", "check_workers", "dashboard_command", "is_url", "mask",
-           "mask_text", "open_storage", "probe_storage", "storage_file"]
+__all__ = ["RetryStaleTrial", "artifact_dir", "check_storage", "check_workers", "dashboard_command", "grpc_address",
+           "is_grpc", "is_url", "mask", "mask_text", "open_database", "open_storage", "probe_storage", "storage_file"]
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 CONNECT_TIMEOUT_S = 10  # how long the probe waits for a database server before calling it unreachable
@@ -43,6 +48,30 @@ _DRIVER_PACKAGES = {"postgresql": "psycopg[binary]", "mysql": "mysqlclient (or u
 
 def is_url(storage: str) -> bool:
     return bool(_URL.match(storage))
+
+
+def is_grpc(storage: str) -> bool:
+    """Whether ``storage`` names Optuna's gRPC storage proxy (``grpc://HOST:PORT``)."""
+    return isinstance(storage, str) and storage[:7].lower() == "grpc://"
+
+
+def grpc_address(storage: str, key: str = "sweep.storage") -> tuple[str, int]:
+    """``(host, port)`` of a ``grpc://HOST:PORT`` storage.
+
+    Raises:
+        ConfigError: no host, no port or a port outside 1-65535, or anything besides host and port.
+    """
+    expected = f"{key} must be grpc://HOST:PORT (the address of `python -m sweeps.proxy`), got {mask_text(storage)!r}"
+    try:
+        parts = urllib.parse.urlsplit(storage)
+        host, port = parts.hostname, parts.port
+    except ValueError:
+        raise ConfigError(expected + "; the port must be a number in 1-65535") from None
+    if not host or port is None or not 1 <= port <= 65535:
+        raise ConfigError(expected)
+    if parts.username or parts.password or parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ConfigError(expected + ": the proxy holds the database URL, the workers only its address")
+    return host, port
 
 
 def mask(storage: str) -> str:
@@ -76,6 +105,9 @@ def check_storage(storage: str, key: str = "sweep.storage") -> None:
                 "expected e.g. sqlite:///sweeps.db, or a plain path for a journal file"
             )
         _check_journal_file(Path(storage), key)
+        return
+    if is_grpc(storage):
+        grpc_address(storage, key)
         return
     try:
         url = make_url(storage)
@@ -154,6 +186,8 @@ def storage_file(storage: str) -> Path | None:
     """The local file a storage lives in (a journal file, an SQLite database), or None for a server."""
     if not is_url(storage):
         return Path(storage)
+    if is_grpc(storage):
+        return None
     url = make_url(storage)
     if url.get_backend_name() != "sqlite" or not url.database or url.database == ":memory:" \
             or url.database.startswith("file:"):
@@ -172,6 +206,8 @@ def probe_storage(storage: str, key: str = "sweep.storage", connect_timeout_s: i
     file = storage_file(storage)
     if file is not None:
         _probe_file(mask(storage), file, key)
+    elif is_grpc(storage):
+        _probe_grpc(storage, key, connect_timeout_s)
     elif make_url(storage).get_backend_name() != "sqlite":
         _probe_server(storage, make_url(storage), key, connect_timeout_s)
 
@@ -203,6 +239,46 @@ def _probe_server(storage: str, url: sqlalchemy.engine.URL, key: str, connect_ti
         raise StorageError(f"{key} {mask(storage)!r} cannot be reached: {_reason(exc)}") from None
     finally:
         engine.dispose()
+
+
+def _probe_grpc(storage: str, key: str, connect_timeout_s: float) -> None:
+    """A TCP connection (fails at once where nothing listens), then one storage call through the
+    proxy: a study name that does not exist must come back as not found."""
+    host, port = grpc_address(storage, key)
+    try:
+        import grpc
+    except ImportError as exc:
+        raise StorageError(f"{key} {storage!r}: the gRPC client is not installed ({exc}); "
+                           "install sweeps[grpc] (grpcio and protobuf)") from None
+    try:
+        socket.create_connection((host, port), timeout=connect_timeout_s).close()
+    except OSError as exc:
+        raise StorageError(f"{key} {storage!r} cannot be reached: no proxy listens at {host}:{port} "
+                           f"({exc.strerror or type(exc).__name__}); start it with python -m sweeps.proxy") from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        proxy = optuna.storages.GrpcStorageProxy(host=host, port=port)
+    try:
+        proxy.wait_server_ready(timeout=connect_timeout_s)
+        proxy.get_study_id_from_name("sweeps: probe of the storage proxy")
+    except KeyError:
+        return  # the proxy answered, and so did the database behind it
+    except ConnectionError:
+        raise StorageError(f"{key} {storage!r} cannot be reached: {host}:{port} does not answer gRPC within "
+                           f"{connect_timeout_s} s (is it `python -m sweeps.proxy`?)") from None
+    except grpc.RpcError as exc:
+        raise StorageError(f"{key} {storage!r}: the proxy at {host}:{port} answers, but not as an Optuna storage: "
+                           f"{_rpc_reason(exc)}") from None
+    finally:
+        proxy.close()
+
+
+def _rpc_reason(exc: BaseException) -> str:
+    """A gRPC error's status and the first line of its details, passwords masked."""
+    code = getattr(exc, "code", lambda: None)()
+    details = str(getattr(exc, "details", lambda: "")() or exc).strip()
+    first = details.splitlines()[0] if details else type(exc).__name__
+    return mask_text(f"{code.name}: {first}" if code is not None else first)
 
 
 def _reason(exc: BaseException) -> str:
@@ -240,6 +316,9 @@ def open_storage(
     """
     try:
         return _open(storage, heartbeat_interval, grace_period, max_retry)
+    except ConnectionError:  # the gRPC proxy did not answer (a ConnectionError is an OSError too)
+        raise StorageError(f"sweep.storage {storage!r} cannot be opened: the proxy does not answer within "
+                           f"{CONNECT_TIMEOUT_S} s") from None
     except (sqlalchemy.exc.DBAPIError, ImportError, OSError) as exc:
         raise StorageError(f"sweep.storage {mask(storage)!r} cannot be opened: {_reason(exc)}") from None
     except RuntimeError as exc:  # Optuna: the tables were made by another Optuna version
@@ -253,6 +332,11 @@ def _open(storage: str, heartbeat_interval: int, grace_period: int | None, max_r
         retry = RetryStaleTrial(max_retry=max_retry)
         if not is_url(storage):
             return HeartbeatJournalStorage(storage, heartbeat_interval, grace, retry)
+        if is_grpc(storage):
+            host, port = grpc_address(storage)
+            proxy = HeartbeatGrpcStorageProxy(host, port, heartbeat_interval, grace, retry)
+            proxy.wait_server_ready(timeout=CONNECT_TIMEOUT_S)
+            return proxy
         with _schema_lock(storage):
             return optuna.storages.RDBStorage(
                 storage,
@@ -263,10 +347,29 @@ def _open(storage: str, heartbeat_interval: int, grace_period: int | None, max_r
             )
 
 
-def _engine_kwargs(storage: str) -> dict:
+def _engine_kwargs(storage: str, pool_size: int = 5) -> dict:
     if make_url(storage).get_backend_name() == "sqlite":
         return {"connect_args": {"timeout": 60}}
-    return {"pool_pre_ping": True}
+    return {"pool_pre_ping": True, "pool_size": pool_size}
+
+
+def open_database(storage: str, pool_size: int = 5) -> optuna.storages.BaseStorage:
+    """Opens (creating if needed) a database for the gRPC storage proxy to serve: no heartbeats (the
+    workers send theirs through the proxy as trial attributes, ``_journal.py``), Optuna's in-process
+    cache in front (``optuna.storages.get_storage``, as Optuna's proxy documentation asks), and up
+    to ``pool_size`` connections. Call :func:`check_storage` first.
+
+    Raises:
+        StorageError: as :func:`open_storage`.
+    """
+    try:
+        with _schema_lock(storage):
+            rdb = optuna.storages.RDBStorage(storage, engine_kwargs=_engine_kwargs(storage, pool_size))
+        return optuna.storages.get_storage(rdb)
+    except (sqlalchemy.exc.DBAPIError, ImportError, OSError) as exc:
+        raise StorageError(f"--storage {mask(storage)!r} cannot be opened: {_reason(exc)}") from None
+    except RuntimeError as exc:
+        raise StorageError(f"--storage {mask(storage)!r} cannot be opened: {mask_text(str(exc))}") from None
 
 
 @contextlib.contextmanager
@@ -333,6 +436,10 @@ def check_workers(storage: str, n_workers: int) -> None:
 
 
 def dashboard_command(storage: str, artifact_dir: str | None = None) -> str:
-    """The command that opens ``storage`` in optuna-dashboard, password masked."""
-    command = f"optuna-dashboard {mask(storage)}"
-    return command + (f" --artifact-dir {artifact_dir}" if artifact_dir else "")
+    """The command that opens ``storage`` in optuna-dashboard, password masked. optuna-dashboard
+    cannot open ``grpc://``: for the proxy, the command names the database behind it."""
+    shown = "DATABASE_URL" if is_grpc(storage) else mask(storage)
+    command = f"optuna-dashboard {shown}" + (f" --artifact-dir {artifact_dir}" if artifact_dir else "")
+    if is_grpc(storage):
+        command += f"  (DATABASE_URL: the --storage of the proxy at {storage}; optuna-dashboard cannot open grpc://)"
+    return command

@@ -26,7 +26,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
-    "FINISHED", "INTERRUPTED", "SURPLUS", "Tally", "count_trials", "end_reason", "holds_slot", "retried_numbers",
+    "FINISHED", "INTERRUPTED", "SURPLUS", "RunningTally", "Tally", "count_trials", "end_reason", "holds_slot", "retried_numbers",
     "tally",
 ]
 
@@ -82,6 +82,55 @@ def tally(trials: Sequence[FrozenTrial]) -> Tally:
             finished += 1
             failed += t.state == TrialState.FAIL
     return Tally(finished, running, failed)
+
+
+class RunningTally:
+    """:func:`tally` of one study, kept up to date call after call from the trials that are new or
+    were unfinished at the last call: per call O(new + unfinished trials), not O(study).
+
+    A finished trial never changes (Optuna refuses to update it), and a trial's ``retry_of`` is set
+    when the retry is created, so what was counted stays counted until a later retry of it appears.
+    Relies on Optuna's dense numbering: ``trials[i].number == i`` in every storage's list; where that
+    does not hold it counts everything again, as :func:`tally` does.
+    """
+
+    def __init__(self) -> None:
+        self._reset()
+
+    def _reset(self) -> None:
+        self._n_seen = 0
+        self._open: set[int] = set()  # numbers not finished when last seen
+        self._counted: dict[int, bool] = {}  # finished, counted trials: number -> failed
+        self._retried: set[int] = set()
+        self._n_failed = 0
+
+    def __call__(self, trials: Sequence[FrozenTrial]) -> Tally:
+        """The tally of ``trials``: every trial of the study, as ``study.get_trials(deepcopy=False)`` lists them."""
+        n = len(trials)
+        if n < self._n_seen or (n and trials[-1].number != n - 1) or (self._n_seen and trials[self._n_seen - 1].number
+                                                                      != self._n_seen - 1):
+            self._reset()  # not the same study, or not densely numbered: start over
+        for trial in trials[self._n_seen:]:
+            self._open.add(trial.number)
+            if "retry_of" in trial.user_attrs:
+                self._retry(trial.user_attrs["retry_of"])
+        self._n_seen = n
+        running = 0
+        for number in sorted(self._open):
+            trial = trials[number]
+            if trial.state == TrialState.RUNNING:
+                running += 1
+            elif trial.state in FINISHED:
+                self._open.discard(number)
+                if number not in self._retried and not is_surplus(trial):
+                    self._counted[number] = trial.state == TrialState.FAIL
+                    self._n_failed += trial.state == TrialState.FAIL
+        return Tally(len(self._counted), running, self._n_failed)
+
+    def _retry(self, number: int) -> None:
+        self._retried.add(number)
+        if number in self._counted:
+            self._n_failed -= self._counted.pop(number)
 
 
 def count_trials(study: optuna.Study) -> tuple[int, int]:

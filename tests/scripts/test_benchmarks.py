@@ -36,7 +36,8 @@ def _numbers(row: list[str]) -> list[float]:
 @pytest.fixture(scope="module")
 def written(tmp_path_factory) -> tuple[Path, dict[str, list[list[str]]]]:
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
-    command = [sys.executable, "-m", "benchmarks", "--quick", "--skip", "hos,workers,threads", "--out", str(out)]
+    # The storage sections have their own smoke test (test_storage_benchmarks.py).
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--skip", "hos,workers,threads,growth,scaling", "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, _sections(out.read_text())

@@ -64,6 +64,8 @@ STORAGE = [
     case("server-unreachable", [*QUICK, f"sweep.storage={NO_SERVER}"], "sweep.storage", EXIT_STORAGE),
     case("database-missing", [*QUICK, f"sweep.storage={NO_DATABASE}"], "sweep.storage", EXIT_STORAGE),
     case("driver-not-installed", [*QUICK, f"sweep.storage={NO_DRIVER}"], "sweep.storage", EXIT_STORAGE),
+    case("grpc-proxy-unreachable", [*QUICK, "sweep.storage=grpc://127.0.0.1:1"], "sweep.storage", EXIT_STORAGE),
+    case("grpc-without-port", [*QUICK, "sweep.storage=grpc://127.0.0.1"], "sweep.storage"),
     case("export-server-unreachable", ["--storage", NO_SERVER, "--study", "q"], "--storage", EXIT_STORAGE, "export"),
     case("export-driver-not-installed", ["--storage", NO_DRIVER, "--study", "q"], "--storage", EXIT_STORAGE, "export"),
     case("export-sqlite-file-as-journal", ["--storage", "{fx}/study.db", "--study", "q"], "--storage", command="export"),

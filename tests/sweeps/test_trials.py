@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeps._trials import SURPLUS, count_trials, holds_slot, tally
+from sweeps._trials import SURPLUS, RunningTally, count_trials, holds_slot, tally
 
 
 def _study():
@@ -113,3 +113,39 @@ def test_holds_slot_random_interleavings_of_workers_end_with_exactly_n_trials(se
     holders = [t for t in trials if t.state.is_finished() and t.user_attrs.get("end_reason") != SURPLUS
                and t.number not in {u.user_attrs.get("retry_of") for u in trials}]
     assert len(holders) == n_trials
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_running_tally_equals_a_full_tally_after_every_change(seed):
+    """Random asks, completions, failures, prunings, surplus trials, retries of failed trials (which
+    stop counting) and queued retries that start: the incremental tally never departs from tally()."""
+    rng = random.Random(seed)
+    study, running_tally = _study(), RunningTally()
+    for _ in range(120):
+        trials = study.get_trials(deepcopy=False)
+        running = [t for t in trials if t.state == TrialState.RUNNING]
+        failed = [t for t in trials if t.state == TrialState.FAIL and t.user_attrs.get("end_reason") != SURPLUS]
+        action = rng.random()
+        if action < 0.35 or not running:
+            study.ask()  # also starts a queued retry, if any
+        elif action < 0.8:
+            state = rng.choice([TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED])
+            study.tell(rng.choice(running).number, 0.5 if state == TrialState.COMPLETE else None, state=state)
+        elif action < 0.9:
+            trial = optuna.Trial(study, rng.choice(running)._trial_id)
+            trial.set_user_attr("end_reason", SURPLUS)
+            study.tell(trial.number, state=TrialState.FAIL)
+        elif failed:
+            _retry(study, rng.choice(failed).number)
+        trials = study.get_trials(deepcopy=False)
+        assert running_tally(trials) == tally(trials)
+    assert tally(study.get_trials(deepcopy=False)).finished > 10
+
+
+def test_running_tally_starts_over_on_another_study():
+    first, second, running_tally = _study(), _study(), RunningTally()
+    for _ in range(3):
+        first.tell(first.ask(), 1.0)
+    second.tell(second.ask(), 1.0)
+    assert running_tally(first.get_trials(deepcopy=False)).finished == 3
+    assert running_tally(second.get_trials(deepcopy=False)).finished == 1
