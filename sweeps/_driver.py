@@ -307,7 +307,8 @@ def _run(exp: Experiment, dataset: Dataset) -> int:
         open_when_due(study, exp, dataset, sweep.storage, _say)
     exported = export_study(study, sweep.storage, sweep.export_dir)
     _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else "")
-         + (f", {exported.test_result}" if exported.test_result else ""))
+         + (f", {exported.test_result}" if exported.test_result else "")
+         + (f", {exported.selection_csv}" if exported.selection_csv else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
     _say(f"inspect: {dashboard_command(sweep.storage, artifacts)}")

@@ -29,6 +29,7 @@ class Exported:
     trials_csv: Path
     best_yaml: Path | None
     test_result: Path | None = None
+    selection_csv: Path | None = None
 
 
 def plain(value: Any) -> Any:
@@ -115,9 +116,9 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
         table["end_reason"] = table["number"].map(reasons)
     table.to_csv(trials_csv, index=False)
     test_result = _write_test_result(study, storage, folder)
-    _select.write_csv(study, folder)
+    selection_csv = _select.write_csv(study, folder)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        return Exported(folder, trials_csv, None, test_result)
+        return Exported(folder, trials_csv, None, test_result, selection_csv)
     exp = Experiment.from_record(study.user_attrs["experiment"])
     config = _best_config(study, exp, storage)
     prov = config["provenance"]
@@ -131,4 +132,4 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
         + _vault_header(prov["vault"])
     )
     best_yaml.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return Exported(folder, trials_csv, best_yaml, test_result)
+    return Exported(folder, trials_csv, best_yaml, test_result, selection_csv)

@@ -267,8 +267,12 @@ def finish(exp: Experiment, study: optuna.Study, linked: optuna.Study, say: Say)
               "extra_seeds": [extra_seed(exp.cfg.sweep.seed, j) for j in indices],
               "n_finished": count_trials(study)[0], "winner": winner["trial"], "best_trial": top[0].number,
               "run": _representative(winner, maximize), "rows": rows, "selected_at": _now()}
-    study.set_user_attr(RESULT, result)
-    write_note(study)
+    recorded = current(study)
+    if recorded is not None and recorded["rows"] == json.loads(json.dumps(rows)):
+        result = recorded  # a rerun: the same selection, already recorded and in the note
+    else:
+        study.set_user_attr(RESULT, result)
+        write_note(study)
     say(_describe(result))
     return result
 
