@@ -12,7 +12,9 @@ import optuna
 from optuna.exceptions import ExperimentalWarning, UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from sweeps import _select
 from sweeps._build import trial_seed
+from sweeps._config import select_config
 from sweeps._destinations import check_destinations
 from sweeps._exit import (
     EXIT_FAILURES,
@@ -29,8 +31,6 @@ from sweeps._heartbeat import Heartbeat
 from sweeps._interrupt import Interrupted, deferred, handling_signals
 from sweeps._objective import Objective
 from sweeps._preflight import StopOnUnfixable
-from sweeps import _select
-from sweeps._config import select_config
 from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
 from sweeps._study import open_study
 from sweeps._trials import FINISHED, INTERRUPTED, SURPLUS, Tally, end_reason, holds_slot, tally

@@ -32,8 +32,9 @@ import math
 import re
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import optuna
@@ -52,9 +53,9 @@ if TYPE_CHECKING:  # sweeps._experiment imports sweeps._vault, which imports thi
     from sweeps._experiment import Experiment
 
 __all__ = [
-    "Linked", "RESULT", "SOURCE", "clear", "current", "extra_seed", "finish", "linked_experiment", "linked_name",
+    "RESULT", "SOURCE", "Linked", "clear", "current", "extra_seed", "finish", "linked_experiment", "linked_name",
     "load_linked", "md_escape", "note_section", "prepare", "provenance", "top_configurations", "vault_run",
-    "write_csv", "write_note",
+    "winner_trial", "write_csv", "write_note",
 ]
 
 SOURCE, SEED_INDEX = "select.source", "select.seed_index"  # user attrs of a linked trial
@@ -399,11 +400,11 @@ def note_section(study: optuna.Study) -> str:
         return ""
     metric = md_escape(result["metric"])
     n_values = result["n_seeds"] + 1
-    lines = [NOTE_MARKER, "",
-             f"The top {len(result['rows'])} configurations trained again with {result['n_seeds']} more seeds each "
-             f"(study `{md_escape(result['linked_study'])}`); ranked by the median {metric} over {n_values} seeds. "
-             f"Winner: trial **{result['winner']}** (best single run: trial {result['best_trial']}); the vault uses "
-             f"its run with seed {result['run']['seed']}.", "",
+    summary = (f"The top {len(result['rows'])} configurations trained again with {result['n_seeds']} more seeds "
+               f"each (study `{md_escape(result['linked_study'])}`); ranked by the median {metric} over {n_values} "
+               f"seeds. Winner: trial **{result['winner']}** (best single run: trial {result['best_trial']}); the "
+               f"vault uses its run with seed {result['run']['seed']}.")
+    lines = [NOTE_MARKER, "", summary, "",
              "| rank | trial | configuration | values | median | effect | Wilcoxon p | Mann-Whitney p |",
              "|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
@@ -411,9 +412,10 @@ def note_section(study: optuna.Study) -> str:
         values = ", ".join(_fmt(v) for v in row["values"])
         lines.append(f"| {row['rank']} | {row['trial']} | {config} | {values} | {_fmt(row['median'])} | "
                      f"{_fmt(row['effect'])} | {_fmt(row['p_wilcoxon'], '.3g')} | {_fmt(row['p_mannwhitney'], '.3g')} |")
-    lines += ["", f"Effect: the winner's median advantage over the runner-up, paired by seed, in {metric}. With "
-                  f"{n_values} seeds the smallest two-sided Wilcoxon p-value is {2 / 2 ** n_values:.3g}: a large p "
-                  "says the seeds cannot tell the two apart, not that they are equal."]
+    reading = (f"Effect: the winner's median advantage over the runner-up, paired by seed, in {metric}. With "
+               f"{n_values} seeds the smallest two-sided Wilcoxon p-value is {2 / 2 ** n_values:.3g}: a large p "
+               "says the seeds cannot tell the two apart, not that they are equal.")
+    lines += ["", reading]
     return "\n".join(lines) + "\n"
 
 

@@ -1,5 +1,6 @@
 """The test vault (PRACTICES.md section 1): the test split is sealed when a study is created,
-checked on every run, and opened exactly once, for the best trial, at the end.
+checked on every run, and opened exactly once, for the winner (the seed-robust one of sweeps/_select.py,
+else the best trial), at the end.
 
 What lives where in the study (all plain JSON, visible in optuna-dashboard):
 

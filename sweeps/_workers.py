@@ -93,7 +93,8 @@ def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max
         exp, study = selection.exp, selection.study
     else:
         study = open_study(exp, storage, worker=index + 1)
-    return run_trials(exp, data, study, max_trials=max_trials, prefix=f"w{index} ", storage=storage)
+    prefix = f"w{index} select " if linked else f"w{index} "
+    return run_trials(exp, data, study, max_trials=max_trials, prefix=prefix, storage=storage)
 
 
 def _signal(process: multiprocessing.Process, signum: int) -> None:

@@ -6,6 +6,8 @@ import contextlib
 import io
 import json
 import signal
+import subprocess
+import sys
 
 import numpy as np
 import optuna
@@ -19,6 +21,8 @@ from scipy import stats
 from sweeps import _objective, _select, _stats
 from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
+from sweeps._storage import open_storage
+from tests.helpers import subprocess_env
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=2",
          "trainer.batch_size=32", "trainer.num_threads=1", "sweep.n_trials=4", "sweep.sampler=random",
@@ -235,3 +239,19 @@ def test_stats_compare_matches_scipy_and_handles_ties_and_missing_values():
     assert missing.n_pairs == 1 and missing.effect == pytest.approx(0.2)
     assert _stats.median_or_worst([0.9, None, None], maximize=True) == -np.inf
     assert _stats.median_or_worst([0.2, None, 0.1], maximize=False) == 0.2
+
+
+@pytest.mark.slow
+def test_select_with_two_workers_trains_each_seed_once(in_tmp):
+    command = [sys.executable, "-m", "sweeps", *SMALL, "sweep.n_workers=2", "sweep.storage=sweeps.journal"]
+    proc = subprocess.run(command, check=False, cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "select [" in proc.stdout and "select: winner trial" in proc.stdout
+    storage = open_storage(str(in_tmp / "sweeps.journal"))
+    linked = optuna.load_study(study_name="sweeps.select", storage=storage)
+    ran = [t for t in linked.trials if t.state == TrialState.COMPLETE or t.intermediate_values]
+    pairs = [(t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in ran]
+    top = _select.top_configurations(optuna.load_study(study_name="sweeps", storage=storage), 2)
+    assert sorted(pairs) == sorted((t.number, j) for t in top for j in (1, 2)), "each pair trained exactly once"
+    assert all(t.state == TrialState.COMPLETE for t in ran)
+    assert (in_tmp / "exports/sweeps/selection.csv").exists()
