@@ -255,3 +255,16 @@ def test_select_with_two_workers_trains_each_seed_once(in_tmp):
     assert sorted(pairs) == sorted((t.number, j) for t in top for j in (1, 2)), "each pair trained exactly once"
     assert all(t.state == TrialState.COMPLETE for t in ran)
     assert (in_tmp / "exports/sweeps/selection.csv").exists()
+
+
+def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_run(in_tmp, capsys):
+    assert main([*SMALL, "vault.final_model=checkpoint"]) == 0
+    study = _study()
+    vault = study.user_attrs["vault.result"]
+    run = vault["selection"]["final_run"]
+    trial = _study(run["study"]).trials[run["trial"]]
+    assert vault["trial"] == study.user_attrs["select.result"]["winner"]
+    assert vault["final_model"] == "checkpoint" and vault["artifact_id"] == trial.user_attrs["artifact.best_checkpoint"]
+    assert vault["seed"] == trial.user_attrs["seed"] == run["seed"] and vault["val_value"] == trial.value
+    values = vault["selection"]["values"]
+    assert abs(run["value"] - vault["selection"]["median"]) == min(abs(v - vault["selection"]["median"]) for v in values)
