@@ -334,9 +334,13 @@ def _select_winner(exp: Experiment, dataset: Dataset, study: optuna.Study,
         return EXIT_OK, True
     if tally(study.get_trials(deepcopy=False)).finished < sweep.n_trials:
         return EXIT_OK, True  # the vault stays sealed too, and says why
-    if Vault(study).claims() and not exp.cfg.vault.reopen and _select.current(study) is None:
-        _say("select: the test vault was opened before any seed-robust selection; no selection (vault.reopen=true "
-             "selects and opens again, recorded in the audit list)")
+    if Vault(study).claims() and not exp.cfg.vault.reopen:  # the vault's winner stands: no more selecting
+        recorded = _select.current(study)
+        settings = select_config(exp.cfg)
+        if recorded is None or (recorded["top_k"], recorded["n_seeds"]) != (settings.top_k, settings.n_seeds):
+            _say("select: the test vault was opened " + ("before any seed-robust selection" if recorded is None else
+                 f"after selecting with select.top_k={recorded['top_k']} select.n_seeds={recorded['n_seeds']}")
+                 + "; no new selection (vault.reopen=true selects and opens again, recorded in the audit list)")
         return EXIT_OK, True
     linked = _select.prepare(exp, study, storage, _say)
     if linked is None:

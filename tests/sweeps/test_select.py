@@ -167,7 +167,10 @@ def test_select_rerun_trains_nothing_and_keeps_the_result(planted, capsys):
     assert main([*SMALL, "monitor=off"]) == 0
     assert len(fake.calls) == n_calls
     assert _study().user_attrs["select.result"] == before
-    assert "select: winner trial 1" in capsys.readouterr().out
+    assert "select" not in capsys.readouterr().out.replace("selection", ""), "the vault's winner stands"
+    assert main([*SMALL, "monitor=off", "select.top_k=3"]) == 0
+    assert len(fake.calls) == n_calls and _study().user_attrs["select.result"] == before
+    assert "select: the test vault was opened after selecting with select.top_k=2" in capsys.readouterr().out
 
 
 def test_select_resumes_after_interruption_without_repeating_finished_seeds(in_tmp, monkeypatch, capsys):
