@@ -228,6 +228,13 @@ def test_select_extending_the_study_enqueues_only_new_pairs(in_tmp, capsys):
     assert {(t.number, j) for t in top for j in (1, 2, 3)} <= done
     result = _study().user_attrs["select.result"]
     assert result["n_finished"] == 5 and all(len(r["values"]) == 4 for r in result["rows"])
+    assert (in_tmp / "exports/sweeps/selection.csv").exists()
+    capsys.readouterr()
+    assert main([*manual[:-1], "sweep.n_trials=5", "select=off"]) == 0
+    assert "the recorded seed-robust selection is set aside" in capsys.readouterr().out
+    assert _study().user_attrs["select.result"] is None and not (in_tmp / "exports/sweeps/selection.csv").exists()
+    best = yaml.safe_load((in_tmp / "exports/sweeps/best.yaml").read_text())
+    assert best["provenance"]["trial"] == _study().best_trial.number and best["provenance"]["selection"] is None
 
 
 def test_stats_compare_matches_scipy_and_handles_ties_and_missing_values():
