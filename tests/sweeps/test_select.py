@@ -278,3 +278,14 @@ def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_r
     assert vault["seed"] == trial.user_attrs["seed"] == run["seed"] and vault["val_value"] == trial.value
     values = vault["selection"]["values"]
     assert abs(run["value"] - vault["selection"]["median"]) == min(abs(v - vault["selection"]["median"]) for v in values)
+
+
+def test_select_is_off_in_staged_experiments_with_a_notice(capsys):
+    import types
+
+    from sweeps import _driver
+    from sweeps._compose import compose_experiment
+
+    exp = types.SimpleNamespace(cfg=compose_experiment(["+experiment=digits_staged"]).cfg)
+    assert _driver._select_winner(exp, None, None, None) == (_driver.EXIT_OK, True), "returns before any study"
+    assert "select: off in staged experiments" in capsys.readouterr().out
