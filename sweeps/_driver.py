@@ -14,7 +14,6 @@ from optuna.trial import FrozenTrial, TrialState
 
 from sweeps import _select
 from sweeps._build import trial_seed
-from sweeps._config import select_config
 from sweeps._destinations import check_destinations
 from sweeps._exit import (
     EXIT_FAILURES,
@@ -319,33 +318,20 @@ def _run(exp: Experiment, dataset: Dataset) -> int:
 
 def _select_winner(exp: Experiment, dataset: Dataset, study: optuna.Study,
                    storage: optuna.storages.BaseStorage) -> tuple[int, bool]:
-    """Seed-robust selection (``_select.py``, docs/select.md) once the study holds its trials: the
-    top configurations' extra seeds run as trials of the linked study, here or in workers.
+    """Seed-robust selection (``_select.py``, docs/select.md) once due: the top configurations' extra
+    seeds run as trials of the linked study, here or in workers.
 
     Returns:
         The exit code, and whether the vault may open (False while re-trainings are missing).
     """
-    sweep = exp.cfg.sweep
-    if not select_config(exp.cfg).enabled:
-        _select.clear(study, _say)
-        return EXIT_OK, True
-    if exp.cfg.get("stages") is not None:
-        _say("select: off in staged experiments: the stages' winners are compared on one seed each (docs/select.md)")
-        return EXIT_OK, True
-    if tally(study.get_trials(deepcopy=False)).finished < sweep.n_trials:
-        return EXIT_OK, True  # the vault stays sealed too, and says why
-    if Vault(study).claims() and not exp.cfg.vault.reopen:  # the vault's winner stands: no more selecting
-        recorded = _select.current(study)
-        settings = select_config(exp.cfg)
-        if recorded is None or (recorded["top_k"], recorded["n_seeds"]) != (settings.top_k, settings.n_seeds):
-            _say("select: the test vault was opened " + ("before any seed-robust selection" if recorded is None else
-                 f"after selecting with select.top_k={recorded['top_k']} select.n_seeds={recorded['n_seeds']}")
-                 + "; no new selection (vault.reopen=true selects and opens again, recorded in the audit list)")
-        return EXIT_OK, True
-    linked = _select.prepare(exp, study, storage, _say)
+    def opened() -> bool:  # read only when selection is otherwise due
+        return bool(Vault(study).claims()) and not exp.cfg.vault.reopen
+
+    linked = _select.prepare(exp, study, storage, _say) if _select.due(exp, study, opened, _say) else None
     if linked is None:
         return EXIT_OK, True
     if linked.pending:
+        sweep = exp.cfg.sweep
         if sweep.n_workers == 1 and sweep.trials_per_worker is None:
             code = run_trials(linked.exp, dataset, linked.study, prefix="select ", storage=storage)
         else:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:  # sweeps._experiment imports sweeps._vault, which imports thi
     from sweeps._experiment import Experiment
 
 __all__ = [
-    "RESULT", "SOURCE", "Linked", "clear", "current", "extra_seed", "finish", "linked_experiment", "linked_name",
+    "RESULT", "SOURCE", "Linked", "clear", "current", "due", "extra_seed", "finish", "linked_experiment", "linked_name",
     "load_linked", "md_escape", "note_section", "prepare", "provenance", "top_configurations", "vault_run",
     "winner_trial", "write_csv", "write_note",
 ]
@@ -159,6 +159,30 @@ def _start(study: optuna.Study, linked: optuna.Study) -> None:
     for key, value in study.user_attrs.items():
         if key.startswith(PREFLIGHT_CACHE):
             linked.set_user_attr(key, value)
+
+
+def due(exp: Experiment, study: optuna.Study, vault_opened: Callable[[], bool], say: Say) -> bool:
+    """Whether to select now: on (``select=off`` sets a recorded selection aside), not a staged
+    experiment, the study holds ``sweep.n_trials`` finished trials, and the vault was not opened
+    (``vault_opened``: opened and ``vault.reopen`` false; then its winner stands)."""
+    settings = select_config(exp.cfg)
+    if not settings.enabled:
+        clear(study, say)
+        return False
+    if exp.cfg.get("stages") is not None:
+        say("select: off in staged experiments: the stages' winners are compared on one seed each (docs/select.md)")
+        return False
+    if count_trials(study)[0] < exp.cfg.sweep.n_trials:
+        return False  # the vault stays sealed too, and says why
+    if not vault_opened():
+        return True
+    recorded = current(study)
+    if recorded is None or (recorded["top_k"], recorded["n_seeds"]) != (settings.top_k, settings.n_seeds):
+        when = ("before any seed-robust selection" if recorded is None else
+                f"after selecting with select.top_k={recorded['top_k']} select.n_seeds={recorded['n_seeds']}")
+        say(f"select: the test vault was opened {when}; no new selection (vault.reopen=true selects and opens "
+            "again, recorded in the audit list)")
+    return False
 
 
 def prepare(exp: Experiment, study: optuna.Study, storage: optuna.storages.BaseStorage, say: Say) -> Linked | None:

@@ -283,9 +283,8 @@ def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_r
 def test_select_is_off_in_staged_experiments_with_a_notice(capsys):
     import types
 
-    from sweeps import _driver
     from sweeps._compose import compose_experiment
 
     exp = types.SimpleNamespace(cfg=compose_experiment(["+experiment=digits_staged"]).cfg)
-    assert _driver._select_winner(exp, None, None, None) == (_driver.EXIT_OK, True), "returns before any study"
+    assert _select.due(exp, None, lambda: False, print) is False, "decided before any study is read"
     assert "select: off in staged experiments" in capsys.readouterr().out
