@@ -288,3 +288,23 @@ def test_select_is_off_in_staged_experiments_with_a_notice(capsys):
     exp = types.SimpleNamespace(cfg=compose_experiment(["+experiment=digits_staged"]).cfg)
     assert _select.due(exp, None, lambda: False, print) is False, "decided before any study is read"
     assert "select: off in staged experiments" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_select_two_commands_on_one_storage_queue_the_retrainings_once(in_tmp):
+    # The tables first: two commands creating an SQLite file's schema at once can collide in Alembic.
+    open_storage(STORAGE)
+    command = [sys.executable, "-m", "sweeps", *SMALL]
+    procs = [subprocess.Popen(command, cwd=in_tmp, env=subprocess_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert sum("select: re-training the top 2" in out for out, _ in outputs) == 1, "one command queues them"
+    linked = _study("sweeps.select")
+    assert linked.user_attrs["select.rounds"][0]["pairs"] and len(linked.user_attrs["select.rounds"]) == 1
+    ran = [t for t in linked.trials if t.state == TrialState.COMPLETE or t.intermediate_values]
+    pairs = sorted((t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in ran)
+    top = _select.top_configurations(_study(), 2)
+    assert pairs == sorted((t.number, j) for t in top for j in (1, 2)), "each pair trained exactly once"
+    seal = _study().user_attrs["vault.seal"]["id"]
+    assert _names() == ["sweeps", "sweeps.select", f"sweeps.vault-{seal}-open-1"]
