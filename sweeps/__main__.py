@@ -19,8 +19,9 @@ USAGE = """usage: python -m sweeps +experiment=NAME [KEY=VALUE ...]     (the `sw
        python -m sweeps +experiment=NAME --cfg job|hydra|all [--resolve] [--package PKG]
        python -m sweeps +experiment=NAME --info [config|defaults|defaults-tree|plugins|searchpath]
 
-Runs (or resumes) the experiment's Optuna study until it holds sweep.n_trials finished trials, opens the
-test vault once, and exports exports/<study>/best.yaml and trials.csv.
+Runs (or resumes) the experiment's Optuna study until it holds sweep.n_trials finished trials, trains the
+best configurations again with more seeds (select=off: not), opens the test vault once for the winner,
+and exports exports/<study>/best.yaml, trials.csv and selection.csv.
 
   +experiment=NAME      {experiments} (or yours: hydra.searchpath=[file://DIR])
   KEY=VALUE             Hydra overrides, e.g. sweep.n_trials=50 model=cnn sweep.storage=sqlite:///s.db
