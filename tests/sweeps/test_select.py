@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 from scipy import stats
 
+from sweeps import _records
 from sweeps import _objective, _select, _stats
 from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
@@ -105,7 +106,7 @@ def test_select_ranks_by_median_and_picks_the_robust_config_over_the_lucky_one(p
     fake, out = planted
     study = _study()
     assert study.best_trial.number == 0, "the lucky run has the best single value"
-    result = study.user_attrs["select.result"]
+    result = _records.read(study, "select.result")
     assert result["winner"] == 1 and result["best_trial"] == 0
     assert [r["trial"] for r in result["rows"]] == [1, 0]
     assert [r["median"] for r in result["rows"]] == [pytest.approx(0.80), pytest.approx(0.60)]
@@ -117,7 +118,7 @@ def test_select_vault_and_best_yaml_use_the_winner(planted, planted_run):
     folder = planted_run[0]
     study = _study()
     winner = study.trials[1]
-    vault = study.user_attrs["vault.result"]
+    vault = _records.read(study, "vault.result")
     assert vault["trial"] == 1 and vault["seed"] == winner.user_attrs["seed"] and vault["val_value"] == 0.80
     assert vault["selection"]["median"] == pytest.approx(0.80) and vault["selection"]["best_single_run_trial"] == 0
     best = yaml.safe_load((folder / "exports/sweeps/best.yaml").read_text())
@@ -162,14 +163,14 @@ def test_select_note_has_the_section_with_escaped_user_text(planted):
 
 def test_select_rerun_trains_nothing_and_keeps_the_result(planted, capsys):
     fake, _ = planted
-    before = _study().user_attrs["select.result"]
+    before = _records.read(_study(), "select.result")
     n_calls = len(fake.calls)
     assert main([*SMALL, "monitor=off"]) == 0
     assert len(fake.calls) == n_calls
-    assert _study().user_attrs["select.result"] == before
+    assert _records.read(_study(), "select.result") == before
     assert "select" not in capsys.readouterr().out.replace("selection", ""), "the vault's winner stands"
     assert main([*SMALL, "monitor=off", "select.top_k=3"]) == 0
-    assert len(fake.calls) == n_calls and _study().user_attrs["select.result"] == before
+    assert len(fake.calls) == n_calls and _records.read(_study(), "select.result") == before
     assert "select: the test vault was opened after selecting with select.top_k=2" in capsys.readouterr().out
 
 
@@ -178,7 +179,7 @@ def test_select_resumes_after_interruption_without_repeating_finished_seeds(in_t
     monkeypatch.setattr(_objective.Objective, "_train", lambda self, *a: fake(self, *a))
     assert main([*SMALL, "monitor=off"]) == 130
     assert "interrupted by SIGINT" in capsys.readouterr().out
-    assert "vault.result" not in _study().user_attrs and "select.result" not in _study().user_attrs
+    assert _records.read(_study(), "vault.result") is None and _records.read(_study(), "select.result") is None
     first = [k for k in fake.calls if isinstance(k, tuple)]
     assert first[-1] == (1, 1)
     fake.calls.clear()
@@ -188,17 +189,16 @@ def test_select_resumes_after_interruption_without_repeating_finished_seeds(in_t
     linked = _study("sweeps.select")
     complete = linked.get_trials(states=(TrialState.COMPLETE,))
     assert sorted((t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in complete) == sorted(EXTRA)
-    assert _study().user_attrs["select.result"]["winner"] == 1 and _study().user_attrs["vault.result"]["trial"] == 1
+    assert _records.read(_study(), "select.result")["winner"] == 1 and _records.read(_study(), "vault.result")["trial"] == 1
 
 
 def test_select_off_leaves_no_linked_study_and_the_best_trial_wins(in_tmp, capsys):
     assert main([*SMALL, "select=off"]) == 0
     study = _study()
-    seal = study.user_attrs["vault.seal"]["id"]
-    assert _names() == ["sweeps", f"sweeps.vault-{seal}-open-1"]
-    assert "select.result" not in study.user_attrs
-    assert study.user_attrs["vault.result"]["trial"] == study.best_trial.number
-    assert "selection" not in study.user_attrs["vault.result"]
+    assert _names() == ["sweeps"]  # the vault's claim is a record of the study (no helper study)
+    assert _records.read(study, "select.result") is None
+    assert _records.read(study, "vault.result")["trial"] == study.best_trial.number
+    assert "selection" not in _records.read(study, "vault.result")
     assert not (in_tmp / "exports/sweeps/selection.csv").exists()
     best = yaml.safe_load((in_tmp / "exports/sweeps/best.yaml").read_text())
     assert best["provenance"]["trial"] == study.best_trial.number and best["provenance"]["selection"] is None
@@ -226,13 +226,13 @@ def test_select_extending_the_study_enqueues_only_new_pairs(in_tmp, capsys):
     top = _select.top_configurations(_study(), 2)
     done = {(t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in linked.trials}
     assert {(t.number, j) for t in top for j in (1, 2, 3)} <= done
-    result = _study().user_attrs["select.result"]
+    result = _records.read(_study(), "select.result")
     assert result["n_finished"] == 5 and all(len(r["values"]) == 4 for r in result["rows"])
     assert (in_tmp / "exports/sweeps/selection.csv").exists()
     capsys.readouterr()
     assert main([*manual[:-1], "sweep.n_trials=5", "select=off"]) == 0
     assert "the recorded seed-robust selection is set aside" in capsys.readouterr().out
-    assert _study().user_attrs["select.result"] is None and not (in_tmp / "exports/sweeps/selection.csv").exists()
+    assert _records.read(_study(), "select.result") is None and not (in_tmp / "exports/sweeps/selection.csv").exists()
     best = yaml.safe_load((in_tmp / "exports/sweeps/best.yaml").read_text())
     assert best["provenance"]["trial"] == _study().best_trial.number and best["provenance"]["selection"] is None
 
@@ -270,10 +270,10 @@ def test_select_with_two_workers_trains_each_seed_once(in_tmp):
 def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_run(in_tmp, capsys):
     assert main([*SMALL, "vault.final_model=checkpoint"]) == 0
     study = _study()
-    vault = study.user_attrs["vault.result"]
+    vault = _records.read(study, "vault.result")
     run = vault["selection"]["final_run"]
     trial = _study(run["study"]).trials[run["trial"]]
-    assert vault["trial"] == study.user_attrs["select.result"]["winner"]
+    assert vault["trial"] == _records.read(study, "select.result")["winner"]
     assert vault["final_model"] == "checkpoint" and vault["artifact_id"] == trial.user_attrs["artifact.best_checkpoint"]
     assert vault["seed"] == trial.user_attrs["seed"] == run["seed"] and vault["val_value"] == trial.value
     values = vault["selection"]["values"]
@@ -306,5 +306,4 @@ def test_select_two_commands_on_one_storage_queue_the_retrainings_once(in_tmp):
     pairs = sorted((t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in ran)
     top = _select.top_configurations(_study(), 2)
     assert pairs == sorted((t.number, j) for t in top for j in (1, 2)), "each pair trained exactly once"
-    seal = _study().user_attrs["vault.seal"]["id"]
-    assert _names() == ["sweeps", "sweeps.select", f"sweeps.vault-{seal}-open-1"]
+    assert _names() == ["sweeps", "sweeps.select"]
