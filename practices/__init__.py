@@ -3,6 +3,7 @@
 It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it.
 """
 
+from practices.averaging import WeightAverage
 from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
 from practices.models import CNN, MLP
 from practices.monitor import Diagnosis, Diverged, LayerStats, Monitor, Thresholds
@@ -26,6 +27,7 @@ __all__ = [
     "Split",
     "Thresholds",
     "TrainVal",
+    "WeightAverage",
     "as_arrays",
     "evaluate",
     "find_duplicates",

@@ -7,7 +7,7 @@ from typing import Sequence
 
 from torch import nn
 
-__all__ = ["MLP", "CNN"]
+__all__ = ["MLP", "CNN", "CNN1D"]
 
 _ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": nn.GELU, "sigmoid": nn.Sigmoid}
 
@@ -92,4 +92,49 @@ class CNN(nn.Sequential):
             layers += [nn.Linear(n_in, hidden), act()]
             n_in = hidden
         layers.append(nn.Linear(n_in, n_classes))
+        super().__init__(*layers)
+
+
+class CNN1D(nn.Sequential):
+    """A small 1-D conv net for signals: strided conv-activation blocks, then a linear classifier.
+
+    The defaults are the convolutional baseline of MNIST-1D (Greydanus 2020, ``ConvBase``): three
+    convolutions of 25 channels with kernels 5, 3, 3, stride 2 and padding 1, ReLU, then one linear
+    layer on the flattened features (on signals of length 40: 40 -> 19 -> 10 -> 5, 125 features).
+
+    Args:
+        in_shape: ``(channels, length)`` of one sample.
+        n_classes: number of output logits.
+        channels: output channels of each conv layer.
+        kernel_sizes: kernel size of each conv layer (as many as ``channels``).
+        stride: stride of every conv layer.
+        padding: zero padding of every conv layer.
+        activation: ``relu``, ``tanh``, ``gelu`` or ``sigmoid``.
+    """
+
+    def __init__(
+        self,
+        in_shape: Sequence[int],
+        n_classes: int,
+        channels: Sequence[int] = (25, 25, 25),
+        kernel_sizes: Sequence[int] = (5, 3, 3),
+        stride: int = 2,
+        padding: int = 1,
+        activation: str = "relu",
+    ) -> None:
+        if len(in_shape) != 2:
+            raise ValueError(f"model: cnn1d needs samples of shape (C, L), got in_shape={tuple(in_shape)}")
+        if len(kernel_sizes) != len(channels):
+            raise ValueError(f"model.kernel_sizes must give one size per conv layer ({len(channels)}), "
+                             f"got {list(kernel_sizes)}")
+        act = _activation(activation)
+        c_in, length = in_shape
+        layers: list[nn.Module] = []
+        for c_out, kernel in zip(channels, kernel_sizes):
+            layers += [nn.Conv1d(c_in, c_out, kernel, stride=stride, padding=padding), act()]
+            c_in, length = c_out, (length + 2 * padding - kernel) // stride + 1
+            if length < 1:
+                raise ValueError(f"model: the conv layers shrink a signal of length {in_shape[1]} below 1 "
+                                 f"(channels {list(channels)}, kernel_sizes {list(kernel_sizes)}, stride {stride})")
+        layers += [nn.Flatten(), nn.Linear(c_in * length, n_classes)]
         super().__init__(*layers)

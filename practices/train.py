@@ -8,6 +8,7 @@ override them, so a run without a monitor pays nothing for them.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
 from typing import Sequence
@@ -16,6 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from practices.averaging import WeightAverage
 from practices.data import TrainVal
 from practices.schedules import needs_metric
 
@@ -118,6 +120,11 @@ def evaluate(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int
     return loss_sum / len(X), correct / len(X)
 
 
+def _validate(model: nn.Module, data: TrainVal, epoch: int, train_loss: float, lr: float) -> EpochStats:
+    val_loss, val_accuracy = evaluate(model, data.X_val, data.y_val)
+    return EpochStats(epoch, train_loss, val_loss, val_accuracy, lr)
+
+
 def fit(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -129,11 +136,17 @@ def fit(
     seed: int,
     metric: str = "val_accuracy",
     callbacks: Sequence[Callback] = (),
+    average: WeightAverage | None = None,
 ) -> FitResult:
     """Trains ``model`` on ``data``'s training split, validating after every epoch.
 
     ``model`` and ``data`` must already be on the same device. Batches are index slices of a
     permutation drawn from a generator seeded with ``seed``, so a run is repeatable.
+
+    With ``average`` (a :class:`~practices.averaging.WeightAverage` of ``model``), the validation
+    metrics are those of the averaged weights, callbacks see the averaged weights in ``model`` during
+    ``on_epoch_end`` (so the monitor's checkpoints hold them), and ``model`` keeps them when training
+    ends. The training loss stays that of the weights being trained.
 
     Raises:
         NonFiniteLossError: the training loss became NaN or infinite.
@@ -143,7 +156,7 @@ def fit(
     try:
         for start in _overriding(callbacks, "on_fit_start"):
             start(model, optimizer)
-        return _fit(model, optimizer, scheduler, data, max_epochs, batch_size, seed, metric, callbacks)
+        return _fit(model, optimizer, scheduler, data, max_epochs, batch_size, seed, metric, callbacks, average)
     finally:
         for end in _overriding(callbacks, "on_fit_end"):
             end()
@@ -159,6 +172,7 @@ def _fit(
     seed: int,
     metric: str,
     callbacks: Sequence[Callback],
+    average: WeightAverage | None,
 ) -> FitResult:
     sign = 1.0 if METRICS[metric] == "max" else -1.0
     step_begin = _overriding(callbacks, "on_step_begin")
@@ -184,6 +198,8 @@ def _fit(
             for hook in after_backward:
                 hook(global_step, loss)
             optimizer.step()
+            if average is not None:
+                average.after_step(model)
             for hook in step_end:
                 hook(global_step, loss)
             loss_sum += loss.detach() * len(index)
@@ -191,19 +207,24 @@ def _fit(
         train_loss = loss_sum.item() / n_train
         if not math.isfinite(train_loss):
             raise NonFiniteLossError(epoch, step, train_loss)
-        val_loss, val_accuracy = evaluate(model, data.X_val, data.y_val)
-        stats = EpochStats(epoch, train_loss, val_loss, val_accuracy, lr)
-        history.append(stats)
-        value = stats.metric(metric)
-        if sign * value > sign * best_value:
-            best_epoch, best_value = epoch, value
-        if needs_metric(scheduler):
-            scheduler.step(value)
-        elif scheduler is not None:
-            scheduler.step()
-        # Every callback sees every epoch (no short-circuit): one asking to stop does not hide the
-        # epoch from the others.
-        if any([cb.on_epoch_end(stats) for cb in callbacks]):
+        if average is not None:
+            average.after_epoch(model, epoch, data.X_train, batch_size)
+        with average.applied(model) if average is not None else contextlib.nullcontext():
+            stats = _validate(model, data, epoch, train_loss, lr)
+            history.append(stats)
+            value = stats.metric(metric)
+            if sign * value > sign * best_value:
+                best_epoch, best_value = epoch, value
+            if needs_metric(scheduler):
+                scheduler.step(value)
+            elif scheduler is not None:
+                scheduler.step()
+            # Every callback sees every epoch (no short-circuit): one asking to stop does not hide the
+            # epoch from the others.
+            stop = any([cb.on_epoch_end(stats) for cb in callbacks])
+        if stop:
             stopped_by = "callback"
             break
+    if average is not None:
+        average.copy_to(model)  # the weights that were validated last
     return FitResult(history, metric, best_epoch, best_value, stopped_by)

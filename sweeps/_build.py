@@ -7,12 +7,13 @@ from typing import Any, Sequence
 import numpy as np
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from practices.averaging import WeightAverage, swa_start
 from practices.data import Split, TrainVal, as_arrays, split_indices, train_val
 from practices.train import Callback, FitResult, fit, resolve_device
 
-__all__ = ["BuildError", "Built", "load_data", "build", "train", "trial_seed"]
+__all__ = ["BuildError", "Built", "load_data", "build", "make_average", "train", "trial_seed"]
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
@@ -61,6 +62,17 @@ def build(cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -
     return Built(cfg, in_shape, n_classes, seed)
 
 
+def make_average(cfg: DictConfig, model: torch.nn.Module) -> WeightAverage | None:
+    """The weight average that ``cfg.trainer.averaging`` asks for, or None (``none``, or a config
+    written before averaging existed)."""
+    averaging = OmegaConf.select(cfg, "trainer.averaging", default="none")
+    if averaging == "none":
+        return None
+    start = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
+    decay = OmegaConf.select(cfg, "trainer.ema_decay", default=0.999)
+    return _make("trainer", cfg, lambda: WeightAverage(model, averaging, ema_decay=decay, swa_start_epoch=start))
+
+
 def train(cfg: DictConfig, data: TrainVal, seed: int, callbacks: Sequence[Callback] = ()) -> tuple[FitResult, Built]:
     """Trains ``cfg`` once on ``data`` with ``seed``; the data moves to the device once."""
     if cfg.trainer.num_threads:
@@ -76,6 +88,7 @@ def train(cfg: DictConfig, data: TrainVal, seed: int, callbacks: Sequence[Callba
         seed=seed,
         metric=cfg.sweep.metric,
         callbacks=callbacks,
+        average=make_average(cfg, built.model),
     )
     return result, built
 

@@ -9,6 +9,7 @@ from typing import Any, Optional
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from practices.averaging import check_averaging
 from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
@@ -19,6 +20,7 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "MonitorConfig",
     "PreflightConfig",
+    "check_averaging_keys",
     "check_study_name",
     "direction_of",
     "monitor_config",
@@ -67,6 +69,9 @@ class TrainerConfig:
     batch_size: int = 64
     device: str = "auto"
     num_threads: Optional[int] = None
+    averaging: str = "none"
+    ema_decay: float = 0.999
+    swa_start_epoch: Optional[int] = None
 
 
 @dataclasses.dataclass
@@ -256,6 +261,7 @@ def validate_structure(cfg: DictConfig) -> None:
         trainer.num_threads is None or trainer.num_threads >= 1,
         f"trainer.num_threads must be >= 1 or null, got {trainer.num_threads}",
     )
+    check_averaging_keys(trainer)
     monitor_config(cfg)
     for key in ("val_fraction", "test_fraction"):
         value = split[key]
@@ -264,6 +270,19 @@ def validate_structure(cfg: DictConfig) -> None:
         split.val_fraction + split.test_fraction < 1.0,
         f"split.val_fraction + split.test_fraction must be < 1, got {split.val_fraction + split.test_fraction}",
     )
+
+
+def check_averaging_keys(trainer: Any) -> None:
+    """Checks ``trainer.averaging``, ``ema_decay`` and ``swa_start_epoch`` (absent: the defaults).
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    try:
+        check_averaging(trainer.get("averaging", "none"), trainer.get("ema_decay", 0.999),
+                        trainer.get("swa_start_epoch", None), trainer.get("max_epochs", None))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def direction_of(sweep: Any) -> str:

@@ -24,7 +24,7 @@ from practices.data import Split, TrainVal, as_arrays, split_indices
 from practices.vault import Duplicates, SealedTest
 from sweeps._build import BuildError, build
 from sweeps._compose import Composed, compose_experiment, compose_options
-from sweeps._config import check_study_name, set_direction, validate_structure
+from sweeps._config import check_averaging_keys, check_study_name, set_direction, validate_structure
 from sweeps._errors import ConfigError
 from sweeps._space import Probe, SearchSpace, compile_space, config_for
 from sweeps._storage import check_storage, check_workers, mask, probe_storage
@@ -215,8 +215,10 @@ def _check_probes(exp: Experiment, data: Dataset) -> int:
     probes = exp.space.probes()
     for probe in probes:
         try:
-            _build_cached(work.at(probe), data, sample, built, probe.label)
-        except BuildError as exc:
+            cfg = work.at(probe)
+            _build_cached(cfg, data, sample, built, probe.label)
+            check_averaging_keys(cfg.trainer)
+        except (BuildError, ConfigError) as exc:
             raise ConfigError(f"{probe.label}: {exc}; every value the search can sample must build (narrow the "
                               "search or change the fixed config)") from None
     return 1 + len(probes)

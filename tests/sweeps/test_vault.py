@@ -301,3 +301,26 @@ def test_vault_status_of_a_missing_study_exits_2(in_tmp, capsys):
     assert vault_cli.main(["status", *SMALL]) == 2
     assert "no study 'sweeps'" in capsys.readouterr().err
     assert vault_cli.main(["peek", *SMALL]) == 2
+
+
+@pytest.mark.parametrize("final_model", ["retrain", "checkpoint"])
+def test_final_model_is_the_averaged_one_when_averaging_is_on(in_tmp, capsys, final_model):
+    from practices.averaging import WeightAverage
+    from practices.train import fit
+
+    args = [*SMALL, "trainer.averaging=ema", "trainer.ema_decay=0.5", f"vault.final_model={final_model}"]
+    assert main(args) == 0
+    result, best = _study().user_attrs["vault.result"], _study().best_trial
+    assert result["final_model"] == final_model
+    exp, dataset = prepare(args)
+    cfg = exp.config(best.params)
+    X_test, y_test = dataset.sealed.tensors(_vault._KEY)
+    losses = {}
+    for averaged in (False, True):  # the best trial's model by hand, to its best epoch
+        built = build(cfg, dataset.in_shape, dataset.n_classes, seed=best.user_attrs["seed"])
+        average = WeightAverage(built.model, "ema", ema_decay=0.5) if averaged else None
+        fit(built.model, built.optimizer, built.scheduler, dataset.train_val(), max_epochs=best.user_attrs["best_epoch"],
+            batch_size=cfg.trainer.batch_size, seed=best.user_attrs["seed"], average=average)
+        losses[averaged] = evaluate(built.model, X_test, y_test)[0]
+    assert result["test"]["test_loss"] == pytest.approx(losses[True], rel=1e-6)
+    assert result["test"]["test_loss"] != pytest.approx(losses[False], rel=1e-6)

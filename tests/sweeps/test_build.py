@@ -1,0 +1,64 @@
+"""From config to trained model: the weight average that trainer.averaging asks for."""
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from practices.train import evaluate
+from sweeps._build import make_average, train
+from sweeps._experiment import prepare
+
+SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=3",
+         "trainer.batch_size=32", "trainer.num_threads=1", "preflight=off"]
+
+
+@pytest.fixture(scope="module")
+def small():
+    exp, dataset = prepare(SMALL, probe=False)
+    return exp.config({}), dataset.train_val()
+
+
+def _without_averaging_keys(cfg):
+    """The config as written before trainer.averaging existed."""
+    old = OmegaConf.to_container(cfg)
+    for key in ("averaging", "ema_decay", "swa_start_epoch"):
+        del old["trainer"][key]
+    return OmegaConf.create(old)
+
+
+def test_make_average_is_none_for_none_and_for_configs_without_the_keys(small):
+    cfg, _ = small
+    model = torch.nn.Linear(2, 2)
+    assert cfg.trainer.averaging == "none" and make_average(cfg, model) is None
+    assert make_average(_without_averaging_keys(cfg), model) is None
+
+
+def test_make_average_reads_the_decay_and_the_swa_start(small):
+    cfg, _ = small
+    model = torch.nn.Linear(2, 2)
+    ema = make_average(OmegaConf.merge(cfg, {"trainer": {"averaging": "ema", "ema_decay": 0.9}}), model)
+    assert (ema.averaging, ema.ema_decay) == ("ema", 0.9)
+    swa = make_average(OmegaConf.merge(cfg, {"trainer": {"averaging": "swa", "max_epochs": 20}}), model)
+    assert (swa.averaging, swa.swa_start_epoch) == ("swa", 16)  # null: the last quarter
+    swa = make_average(OmegaConf.merge(cfg, {"trainer": {"averaging": "swa", "swa_start_epoch": 2}}), model)
+    assert swa.swa_start_epoch == 2
+
+
+def test_train_with_averaging_none_is_identical_to_a_config_without_it(small):
+    cfg, data = small
+    a, built_a = train(cfg, data, seed=5)
+    b, built_b = train(_without_averaging_keys(cfg), data, seed=5)
+    assert a.history == b.history
+    state_b = built_b.model.state_dict()
+    for key, value in built_a.model.state_dict().items():
+        assert torch.equal(value, state_b[key])
+
+
+def test_train_with_averaging_returns_the_averaged_model(small):
+    cfg, data = small
+    plain, _ = train(cfg, data, seed=5)
+    ema_cfg = OmegaConf.merge(cfg, {"trainer": {"averaging": "ema", "ema_decay": 0.5}})
+    ema, built_ema = train(ema_cfg, data, seed=5)
+    assert [s.train_loss for s in ema.history] == [s.train_loss for s in plain.history]
+    assert ema.history[-1].val_loss != plain.history[-1].val_loss
+    assert evaluate(built_ema.model, data.X_val, data.y_val)[0] == pytest.approx(ema.history[-1].val_loss, rel=1e-6)
