@@ -20,11 +20,13 @@ __all__ = [
     "TOP_LEVEL_KEYS",
     "MonitorConfig",
     "PreflightConfig",
+    "SelectConfig",
     "check_averaging_keys",
     "check_study_name",
     "direction_of",
     "monitor_config",
     "preflight_config",
+    "select_config",
     "set_direction",
     "validate_structure",
 ]
@@ -34,7 +36,7 @@ PRUNERS = ("median", "hyperband", "successive_halving", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEVICES = ("auto", "cpu", "cuda")
 TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "preflight",
-                  "search", "provenance", "vault", "stages", "lr_range_test")
+                  "search", "provenance", "vault", "stages", "lr_range_test", "select")
 FINAL_MODELS = ("retrain", "checkpoint")
 MAX_SEED = 2**32 - 2  # numpy and scikit-learn take seeds in [0, 2**32 - 1]; the split uses seed + 1 as well
 # Study names become folder names under sweep.export_dir: no path separators, no leading dot.
@@ -90,6 +92,13 @@ class VaultConfig:
 
 
 @dataclasses.dataclass
+class SelectConfig:
+    enabled: bool = True
+    top_k: int = 5
+    n_seeds: int = 2
+
+
+@dataclasses.dataclass
 class MonitorConfig:
     enabled: bool = True
     every_n_steps: int = 25
@@ -139,7 +148,7 @@ class PreflightConfig:
 
 
 _SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "monitor": MonitorConfig,
-            "vault": VaultConfig, "preflight": PreflightConfig}
+            "vault": VaultConfig, "preflight": PreflightConfig, "select": SelectConfig}
 # Thresholds that are shares of something, hence at most 1.
 _FRACTIONS = ("slow_progress", "oscillation_fraction", "dead_relu", "saturation")
 
@@ -218,6 +227,7 @@ def validate_structure(cfg: DictConfig) -> None:
     _require(vault.final_model in FINAL_MODELS,
              f"vault.final_model must be one of {list(FINAL_MODELS)}, got {vault.final_model!r}")
     _validate_preflight(cfg)
+    select_config(cfg)
     _require(sweep.n_trials >= 1, f"sweep.n_trials must be >= 1, got {sweep.n_trials}")
     _require(sweep.metric in METRICS, f"sweep.metric must be one of {sorted(METRICS)}, got {sweep.metric!r}")
     direction_of(sweep)
@@ -326,6 +336,20 @@ def _check_seed(key: str, seed: int) -> None:
 def preflight_config(cfg: DictConfig) -> DictConfig:
     """The typed ``preflight`` node of ``cfg``, with the defaults where it has none (older studies)."""
     return _typed("preflight", cfg.get("preflight") or {})
+
+
+def select_config(cfg: DictConfig) -> SelectConfig:
+    """The validated ``select`` node as a :class:`SelectConfig`; the defaults where the node is absent
+    (configs exported before seed-robust selection existed).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or a value out of range.
+    """
+    node = cfg.get("select") if "select" in cfg else None
+    select = _typed("select", node if node is not None else {})
+    _require(select.top_k >= 1, f"select.top_k must be >= 1, got {select.top_k}")
+    _require(select.n_seeds >= 1, f"select.n_seeds must be >= 1 (select=off for no selection), got {select.n_seeds}")
+    return OmegaConf.to_object(select)
 
 
 def _validate_preflight(cfg: DictConfig) -> None:

@@ -29,10 +29,12 @@ from sweeps._heartbeat import Heartbeat
 from sweeps._interrupt import Interrupted, deferred, handling_signals
 from sweeps._objective import Objective
 from sweeps._preflight import StopOnUnfixable
+from sweeps import _select
+from sweeps._config import select_config
 from sweeps._storage import artifact_dir, dashboard_command, mask, open_storage
 from sweeps._study import open_study
 from sweeps._trials import FINISHED, INTERRUPTED, SURPLUS, Tally, end_reason, holds_slot, tally
-from sweeps._vault import check_seal, open_when_due, refuse_tuning_after_opening
+from sweeps._vault import Vault, check_seal, open_when_due, refuse_tuning_after_opening
 
 __all__ = [
     "EXIT_FAILURES",
@@ -141,7 +143,8 @@ def _end_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, 
     seed = frozen.user_attrs.get("seed", trial_seed(study_seed, frozen.number))  # recorded after sampling; else the one it would get
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
-        user_attrs={"retry_of": frozen.number, "seed": seed},
+        user_attrs={"retry_of": frozen.number, "seed": seed,
+                    **{k: v for k, v in frozen.user_attrs.items() if k.startswith("select.")}},  # a linked trial's source
         system_attrs={"fixed_params": fixed} if fixed else {},
     ))
 
@@ -297,17 +300,57 @@ def _run(exp: Experiment, dataset: Dataset) -> int:
         n_ran = tally(study.get_trials(deepcopy=False)).finished - counts.finished
         _say(f"ran {n_ran} trials in {time.perf_counter() - started:.1f}s")
     completed = _summary(study, sweep.metric)
+    selected = True
     if code == EXIT_OK:
+        code, selected = _select_winner(exp, dataset, study, storage)
+    if code == EXIT_OK and selected:
         open_when_due(study, exp, dataset, sweep.storage, _say)
     exported = export_study(study, sweep.storage, sweep.export_dir)
     _say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else "")
-         + (f", {exported.test_result}" if exported.test_result else ""))
+         + (f", {exported.test_result}" if exported.test_result else "")
+         + (f", {exported.selection_csv}" if exported.selection_csv else ""))
     if exported.best_yaml:
         _say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
     _say(f"inspect: {dashboard_command(sweep.storage, artifacts)}")
     if code == EXIT_OK and not completed:
         return EXIT_NO_COMPLETED
     return code
+
+
+def _select_winner(exp: Experiment, dataset: Dataset, study: optuna.Study,
+                   storage: optuna.storages.BaseStorage) -> tuple[int, bool]:
+    """Seed-robust selection (``_select.py``, docs/select.md) once the study holds its trials: the
+    top configurations' extra seeds run as trials of the linked study, here or in workers.
+
+    Returns:
+        The exit code, and whether the vault may open (False while re-trainings are missing).
+    """
+    sweep = exp.cfg.sweep
+    if not select_config(exp.cfg).enabled:
+        _select.clear(study, _say)
+        return EXIT_OK, True
+    if exp.cfg.get("stages") is not None:
+        _say("select: off in staged experiments: the stages' winners are compared on one seed each (docs/select.md)")
+        return EXIT_OK, True
+    if tally(study.get_trials(deepcopy=False)).finished < sweep.n_trials:
+        return EXIT_OK, True  # the vault stays sealed too, and says why
+    if Vault(study).claims() and not exp.cfg.vault.reopen and _select.current(study) is None:
+        _say("select: the test vault was opened before any seed-robust selection; no selection (vault.reopen=true "
+             "selects and opens again, recorded in the audit list)")
+        return EXIT_OK, True
+    linked = _select.prepare(exp, study, storage, _say)
+    if linked is None:
+        return EXIT_OK, True
+    if linked.pending:
+        if sweep.n_workers == 1 and sweep.trials_per_worker is None:
+            code = run_trials(linked.exp, dataset, linked.study, prefix="select ", storage=storage)
+        else:
+            from sweeps._workers import run_workers
+
+            code = run_workers(linked.exp, linked.study, linked=True)
+        if code != EXIT_OK:
+            return code, False
+    return EXIT_OK, _select.finish(exp, study, linked.study, _say) is not None
 
 
 def _summary(study: optuna.Study, metric: str) -> bool:

@@ -14,6 +14,7 @@ import optuna
 import yaml
 from omegaconf import OmegaConf
 
+from sweeps import _select
 from sweeps._experiment import Experiment
 from sweeps._storage import mask
 from sweeps._study import end_reason
@@ -28,6 +29,7 @@ class Exported:
     trials_csv: Path
     best_yaml: Path | None
     test_result: Path | None = None
+    selection_csv: Path | None = None
 
 
 def plain(value: Any) -> Any:
@@ -42,7 +44,7 @@ def plain(value: Any) -> Any:
 
 
 def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str, Any]:
-    best = study.best_trial
+    best = _select.winner_trial(study)  # the seed-robust winner where a selection was made
     cfg = OmegaConf.to_container(exp.config(best.params), resolve=True)
     cfg["sweep"]["storage"] = mask(str(cfg["sweep"]["storage"]))  # studies made before the record was masked
     cfg["search"] = {}
@@ -56,6 +58,7 @@ def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str
         "seed": best.user_attrs.get("seed"),
         "params": best.params,
         "git_commit": study.user_attrs.get("git_commit"),
+        "selection": _select.provenance(_select.current(study)),
         "vault": _vault_provenance(study),
         "exported_at": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -82,6 +85,15 @@ def _vault_header(vault: dict[str, Any] | None) -> str:
     return f"# Test vault opened for trial {result['trial']}: {metrics}.{forced}\n"
 
 
+def _selection_header(selection: dict[str, Any] | None, metric: str) -> str:
+    if not selection:
+        return ""
+    median = "n/a" if selection["median"] is None else f"{selection['median']:.6g}"
+    return (f"# Seed-robust winner of the top {selection['top_k']}: median {metric} {median} over "
+            f"seeds {selection['seeds']} (selection.csv; the best single run was trial "
+            f"{selection['best_single_run_trial']}).\n")
+
+
 def _write_test_result(study: optuna.Study, storage: str, folder: Path) -> Path | None:
     """``test_result.json``: the vault's seal, latest result and audit list, once it was opened."""
     vault = vault_summary(study)
@@ -93,8 +105,8 @@ def _write_test_result(study: optuna.Study, storage: str, folder: Path) -> Path 
 
 
 def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> Exported:
-    """Writes ``<export_dir>/<study>/trials.csv``, once a trial completed ``best.yaml``, and once the
-    test vault was opened ``test_result.json``."""
+    """Writes ``<export_dir>/<study>/trials.csv``, once a trial completed ``best.yaml``, once the
+    test vault was opened ``test_result.json``, and after a seed-robust selection ``selection.csv``."""
     folder = Path(export_dir) / study.study_name
     folder.mkdir(parents=True, exist_ok=True)
     trials_csv = folder / "trials.csv"
@@ -104,8 +116,9 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
         table["end_reason"] = table["number"].map(reasons)
     table.to_csv(trials_csv, index=False)
     test_result = _write_test_result(study, storage, folder)
+    selection_csv = _select.write_csv(study, folder)
     if not study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        return Exported(folder, trials_csv, None, test_result)
+        return Exported(folder, trials_csv, None, test_result, selection_csv)
     exp = Experiment.from_record(study.user_attrs["experiment"])
     config = _best_config(study, exp, storage)
     prov = config["provenance"]
@@ -115,7 +128,8 @@ def export_study(study: optuna.Study, storage: str, export_dir: str | Path) -> E
         f"# Best configuration of study {study.study_name!r}: trial {prov['trial']}, "
         f"{prov['metric']} {prov['value']:.6g} at epoch {prov['best_epoch']}, seed {prov['seed']}.\n"
         f"# Train it once: python -m sweeps.train {best_yaml}\n"
+        + _selection_header(prov["selection"], prov["metric"])
         + _vault_header(prov["vault"])
     )
     best_yaml.write_text(header + yaml.safe_dump(config, sort_keys=False))
-    return Exported(folder, trials_csv, best_yaml, test_result)
+    return Exported(folder, trials_csv, best_yaml, test_result, selection_csv)

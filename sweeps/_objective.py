@@ -70,7 +70,8 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment
         params = exp.space.sample(trial)
-        duplicate = _duplicate_of(trial, params)
+        # A linked trial of seed-robust selection repeats its configuration with another seed on purpose.
+        duplicate = None if "select.source" in trial.user_attrs else _duplicate_of(trial, params)
         if duplicate is not None:
             # Parallel workers can propose the same configuration; evaluating it twice wastes budget.
             trial.set_user_attr("end_reason", "duplicate")

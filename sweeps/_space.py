@@ -42,7 +42,7 @@ from sweeps._errors import ConfigError
 __all__ = ["Param", "GroupChoice", "Probe", "SearchSpace", "compile_space", "config_for", "flatten_search"]
 
 FROZEN_PREFIXES = ("data", "split", "sweep", "monitor", "preflight", "search", "provenance", "vault", "stages",
-                   "lr_range_test")
+                   "lr_range_test", "select")
 _KEYS = {
     "float": {"type", "low", "high", "log", "step"},
     "int": {"type", "low", "high", "log", "step"},

@@ -30,7 +30,9 @@ RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeou
             # What the monitor samples, keeps and shows; its patience and divergence handling do count.
             "monitor.every_n_steps", "monitor.checkpoints", "monitor.plots", "monitor.print_diagnoses",
             "vault.reopen", "vault.final_model", "vault.auto_open",
-            "vault.drop_duplicates")  # changes the test split only, which the vault's own fingerprint guards
+            "vault.drop_duplicates",  # changes the test split only, which the vault's own fingerprint guards
+            # What happens after the trials: the linked study <study>.select records its own settings.
+            "select.enabled", "select.top_k", "select.n_seeds")
 
 
 def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:

@@ -30,12 +30,15 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from practices.data import Split
+from practices.evaluation import per_sample
 from practices.train import evaluate
 from practices.vault import Duplicates, SealedTest, find_duplicates, split_fingerprint
 from sweeps._build import build, train, trial_seed
 from sweeps._destinations import check_destinations
 from sweeps._errors import ConfigError
 from sweeps._interrupt import Interrupted
+from sweeps._select import note_section, vault_run
+from sweeps._stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_mean_ci
 from sweeps._storage import artifact_dir
 from sweeps._trials import FINISHED, count_trials
 from sweeps._markdown import literal
@@ -185,7 +188,9 @@ def _say_duplicates(data: Dataset, say: Say) -> None:
 
 def describe_result(result: dict[str, Any]) -> str:
     """One line for a recorded opening."""
-    metrics = " ".join(f"{k}={v:.4f}" for k, v in result["test"].items())
+    ci = result.get("test_ci") or {}
+    metrics = " ".join(f"{k}={v:.4f}" + (f" (95% CI {ci[k][0]:.4f}-{ci[k][1]:.4f})" if k in ci else "")
+                       for k, v in result["test"].items())
     forced = ", FORCED" if result.get("forced") else ""
     return (f"{metrics} for trial {result['trial']} ({result['metric']}={result['val_value']:.4f}; final model: "
             f"{result['final_model']}, {result['epochs']} epochs, seed {result['seed']}); opening "
@@ -293,26 +298,40 @@ def open_vault(study: optuna.Study, exp: Experiment, data: Dataset, storage: str
         raise VaultRefused(f"study {study.study_name!r} has no completed trial: nothing to evaluate on the test split")
     opening, forced = len(claims) + 1, bool(claims)
     _claim(vault, opening, forced)
-    best = study.best_trial
-    model, final = _final_model(best, exp, data, storage, exp.cfg.vault.final_model, say)
+    # The seed-robust winner's run where a selection was made (sweeps/_select.py), else the best trial.
+    run, number, selection = vault_run(study)
+    model, final = _final_model(run, exp, data, storage, exp.cfg.vault.final_model, say)
     X_test, y_test = data.sealed.tensors(_KEY)
     device = next(model.parameters()).device
-    test_loss, test_accuracy = evaluate(model, X_test.to(device), y_test.to(device))
+    X_test, y_test = X_test.to(device), y_test.to(device)
+    test_loss, test_accuracy = evaluate(model, X_test, y_test)
     who = _who()
     result = {
-        "opening": opening, "forced": forced, "trial": best.number, "metric": exp.cfg.sweep.metric,
-        "val_value": best.value, "test": {"test_accuracy": test_accuracy, "test_loss": test_loss}, **final,
+        "opening": opening, "forced": forced, "trial": number, "metric": exp.cfg.sweep.metric,
+        "val_value": run.value, "test": {"test_accuracy": test_accuracy, "test_loss": test_loss},
+        "test_ci": _test_ci(model, X_test, y_test), **final,
         "fingerprint": vault.seal["fingerprint"], "n_test": data.sealed.n_samples,
         "n_trials_finished": count_trials(study)[0],
         "opened_at": who["at"], "host": who["host"], "pid": who["pid"],
     }
+    if selection is not None:
+        result["selection"] = selection
     study.set_user_attr(RESULT, result)
     storage_obj = study._storage
     storage_obj.set_study_user_attr(storage_obj.get_study_id_from_name(vault.claim_name(opening)), "result", result)
-    vault.append_audit({"event": "opened", "opening": opening, "forced": forced, "trial": best.number,
+    vault.append_audit({"event": "opened", "opening": opening, "forced": forced, "trial": number,
                         "test": result["test"]})
     _write_note(vault)
     return result
+
+
+def _test_ci(model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> dict[str, Any]:
+    """Percentile bootstrap 95% intervals of the test metrics, resampling test samples (seeded)."""
+    losses, correct = per_sample(model, X, y)
+    intervals = {name: list(bootstrap_mean_ci(values)) for name, values in
+                 (("test_accuracy", correct.astype(float)), ("test_loss", losses))}
+    return {**intervals, "confidence": 0.95, "method": "percentile bootstrap over test samples",
+            "n_resamples": BOOTSTRAP_RESAMPLES, "seed": BOOTSTRAP_SEED}
 
 
 def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: str, say: Say) -> dict[str, Any] | None:
@@ -400,7 +419,9 @@ def _write_note(vault: Vault) -> None:
         lines += [f"**Opened** (opening #{result['opening']}) at {result['opened_at']} by {literal(result['host'])} "
                   f"(pid {result['pid']}) for trial {result['trial']} ({result['metric']} {result['val_value']:.4f}).",
                   "", "| test metric | value |", "|---|---|"]
-        lines += [f"| {k} | {v:.4f} |" for k, v in result["test"].items()]
+        ci = result.get("test_ci") or {}
+        lines += [f"| {k} | {v:.4f}" + (f" (95% CI {ci[k][0]:.4f} to {ci[k][1]:.4f})" if k in ci else "") + " |"
+                  for k, v in result["test"].items()]
         lines += ["", f"Final model: {result['final_model']}, {result['epochs']} epochs, seed {result['seed']}."]
     lines += ["", f"Test split: {seal['n_test']} samples, fingerprint `{seal['fingerprint'][:16]}`; "
                   f"{seal['duplicates']} shared with train/validation ({seal['dropped_duplicates']} dropped)."]
@@ -410,4 +431,5 @@ def _write_note(vault: Vault) -> None:
     lines += ["", "### Audit", ""]
     lines += [f"- {e['at']} {e['event']}" + (" (forced)" if e.get("forced") else "") + f" by {literal(e['host'])} (pid {e['pid']})"
               for e in vault.audit]
-    save_note(vault.study, "\n".join(lines) + "\n")
+    selection = note_section(vault.study)
+    save_note(vault.study, "\n".join(lines) + "\n" + (f"\n{selection}" if selection else ""))

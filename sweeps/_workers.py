@@ -57,7 +57,8 @@ def die_with_parent() -> None:
     threading.Thread(target=watch, name="sweeps-parent-watch", daemon=True).start()
 
 
-def worker_main(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None) -> None:
+def worker_main(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None,
+                linked: bool = False) -> None:
     """Entry point of one worker process: pin its GPU and threads, then run trials.
 
     It starts with SIGINT and SIGTERM ignored (inherited from its parent) and handles them from here.
@@ -65,13 +66,14 @@ def worker_main(overrides: list[str], index: int, n_threads: int, gpu: str | Non
     with handling_signals():
         die_with_parent()
         try:
-            sys.exit(_work(overrides, index, n_threads, gpu, max_trials))
+            sys.exit(_work(overrides, index, n_threads, gpu, max_trials, linked))
         except Interrupted as exc:
             # The parent prints the one line about it; the trial was queued again.
             sys.exit(exc.exit_code)
 
 
-def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None) -> int:
+def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None,
+          linked: bool) -> int:
     if gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = gpu  # before CUDA initializes in this process
     import torch
@@ -84,7 +86,13 @@ def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp, data = prepare(overrides)
     storage = storage_for(exp)
-    study = open_study(exp, storage, worker=index + 1)
+    if linked:  # the seed-robust selection's re-trainings (sweeps/_select.py), already enqueued
+        from sweeps._select import load_linked
+
+        selection = load_linked(exp, storage, worker=index + 1)
+        exp, study = selection.exp, selection.study
+    else:
+        study = open_study(exp, storage, worker=index + 1)
     return run_trials(exp, data, study, max_trials=max_trials, prefix=f"w{index} ", storage=storage)
 
 
@@ -115,8 +123,10 @@ def _stop(processes: dict[int, multiprocessing.Process], signum: int) -> None:
         process.join()
 
 
-def run_workers(exp: Experiment, study: optuna.Study) -> int:
+def run_workers(exp: Experiment, study: optuna.Study, linked: bool = False) -> int:
     """Starts ``sweep.n_workers`` processes and keeps them going until the study is complete.
+
+    With ``linked``, ``study`` is the linked study of seed-robust selection and ``exp`` its experiment.
 
     Returns:
         EXIT_OK, or the first non-zero exit code a worker reported (other than recycling).
@@ -133,7 +143,7 @@ def run_workers(exp: Experiment, study: optuna.Study) -> int:
     processes: dict[int, multiprocessing.Process] = {}
 
     def start(index: int) -> None:
-        args = (exp.overrides, index, n_threads, _gpu_for(index), sweep.trials_per_worker)
+        args = (exp.overrides, index, n_threads, _gpu_for(index), sweep.trials_per_worker, linked)
         process = context.Process(target=worker_main, args=args, name=f"sweeps-worker-{index}")
         with ignoring_signals():  # the worker inherits it until it installs its own handlers
             process.start()

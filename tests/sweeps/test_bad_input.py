@@ -115,6 +115,9 @@ VALUES = [
     case("swa-start-after-max-epochs", [*QUICK, "trainer.averaging=swa", "trainer.swa_start_epoch=13"],
          "trainer.swa_start_epoch=13"),
     case("final-model-unknown", [*QUICK, "vault.final_model=best"], "vault.final_model"),
+    case("select-top-k-zero", [*QUICK, "select.top_k=0"], "select.top_k"),
+    case("select-n-seeds-zero", [*QUICK, "select.n_seeds=0"], "select.n_seeds"),
+    case("select-unknown-key", [*QUICK, "+select.n_seed=3"], "select.n_seed"),
     case("preflight-cli-bad-value", [*QUICK, "sweep.seed=-1"], "sweep.seed", command="preflight"),
     case("vault-cli-bad-value", ["open", *QUICK, "split.seed=-1"], "split.seed", command="vault"),
     case("train-not-yaml", ["{fx}/broken.yaml"], "config", command="train"),
@@ -142,6 +145,7 @@ SPACE = [
     case("log-scale-nonpositive", [*QUICK, "search.optimizer.lr.low=-1"], "search.optimizer.lr"),
     case("empty-choices", [*QUICK, "search.model.hidden.choices=[]"], "search.model.hidden"),
     case("frozen-key-searched", [*QUICK, "+search.split.seed={type:int,low:0,high:3}"], "search.split.seed"),
+    case("select-key-searched", [*QUICK, "+search.select.top_k={type:int,low:1,high:3}"], "search.select.top_k"),
     case("unknown-searched-key", [*QUICK, "+search.model.widht={type:int,low:1,high:3}"], "search.model.widht"),
 ]
 USER_CODE = [

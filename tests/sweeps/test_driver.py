@@ -14,7 +14,7 @@ from sweeps._build import trial_seed
 
 pytestmark = pytest.mark.slow
 N = 12
-QUICK = ["+experiment=quickstart", f"sweep.n_trials={N}"]
+QUICK = ["+experiment=quickstart", f"sweep.n_trials={N}", "select=off"]  # the best trial wins (test_select.py: select)
 
 
 @pytest.fixture(scope="module")

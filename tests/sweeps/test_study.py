@@ -16,7 +16,7 @@ def test_resume_accepts_another_monitor_view_and_refuses_other_early_stopping(in
 
 SMALL = ["model=mlp", "model.width=16", "model.depth=1", "trainer.max_epochs=2", "trainer.num_threads=1",
          "sweep.n_trials=4", "sweep.sampler=random", "sweep.pruner=none", "preflight=off",
-         "+search.optimizer.lr={type:float,low:0.001,high:0.5,log:true}"]
+         "+search.optimizer.lr={type:float,low:0.001,high:0.5,log:true}", "select=off"]
 
 
 def test_val_loss_sweep_minimizes_names_its_metric_and_opens_the_vault_for_the_lowest(in_tmp):

@@ -29,7 +29,8 @@ from tests.helpers import subprocess_env
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=2",
          "trainer.batch_size=32", "trainer.num_threads=1", "sweep.n_trials=3", "sweep.sampler=random",
          "sweep.pruner=none", "+search.optimizer.lr={type:float,low:0.01,high:0.2}",
-         "preflight=off"]  # the blobs are not normalized: a width-8 MLP fails the loss-at-init check on them
+         "preflight=off",  # the blobs are not normalized: a width-8 MLP fails the loss-at-init check on them
+         "select=off"]  # the vault of the best trial; tests/sweeps/test_select.py opens it for a selected winner
 STORAGE = "sqlite:///sweeps.db"
 
 
