@@ -205,7 +205,7 @@ def plot(measured: dict[str, Any], path: Path, title: str) -> None:
         ax.fill_between(x, [min(c) for c in columns], [max(c) for c in columns], alpha=0.12)
     selection = measured.get(OURS, {}).get("select_epochs")
     if selection and max(selection) > 0:
-        start = len(measured[OURS]["curves"][0]) - statistics.median(selection)
+        start = statistics.median(e - s for e, s in zip(measured[OURS]["epochs"], selection))
         ax.axvline(start, color="grey", linestyle=":", linewidth=1,
                    label=f"{OURS}: seed-robust selection from here (median)")
     ax.set_ylim(max(0.0, min(finals) - 0.05), 1.0)  # the race is near the top; early epochs fall below
