@@ -263,8 +263,9 @@ def sample_efficiency(args: argparse.Namespace, folder: Path) -> list[str]:
         "sweeper's trials read the very samples from a file the harness writes). Every epoch's validation accuracy "
         "is recorded. A method gets no further trial once another full trial could pass the budget, so none trains "
         f"more than {budget} epochs in its search; with select on, the re-trainings of seed-robust selection (at most "
-        f"5 x 2 x {max_epochs} epochs) come out of the same budget: they cost epochs on the plot's x-axis and their "
-        "values do not count as found configurations. A pruned or diverged trial costs the epochs it ran. The x-axis "
+        f"5 x 2 x {max_epochs} = {10 * max_epochs} epochs) come out of the same budget, so the search itself gets "
+        f"{budget - 10 * max_epochs} epochs: the re-trainings cost epochs on the plot's x-axis and their values do not "
+        "count as found configurations. A pruned or diverged trial costs the epochs it ran. The x-axis "
         "is epochs, not seconds, so the accuracy figures do not depend on the machine's load; the CPU and wall "
         "figures do.",
         "",
