@@ -14,6 +14,7 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
@@ -333,16 +334,48 @@ def _header(args: argparse.Namespace, argv: list[str]) -> list[str]:
     ]
 
 
+KEPT = "_Not rerun in this run"
+
+
+def _earlier_sections(path: Path) -> dict[str, list[str]]:
+    """Section title -> its body in the file as it is, headed by a line that says when it was
+    measured: a skipped section keeps what it measured before (one that was itself skipped there
+    has nothing to keep)."""
+    if not path.exists():
+        return {}
+    sections: dict[str, list[str]] = {}
+    body: list[str] | None = None
+    measured = "an earlier run"
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            body = sections.setdefault(line[3:], [])
+        elif body is not None:
+            body.append(line)
+        elif line.startswith("Run at "):
+            commit = re.search(r"commit (\w+)", line)
+            measured = "the run of " + line[len("Run at "):].split(" on ")[0] + (f", commit {commit[1]}" if commit else "")
+    kept = {}
+    for title, lines in sections.items():
+        text = "\n".join(lines).strip().splitlines()
+        if not text or text[0].startswith("Skipped in this run"):
+            continue
+        if not text[0].startswith(KEPT):  # kept twice: the first note still says when it was measured
+            text = [f"{KEPT}: kept from {measured} of this file._", "", *text]
+        kept[title] = text
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lines = _header(args, argv)
+    earlier = _earlier_sections(args.out)
     with tempfile.TemporaryDirectory(prefix="sweeps-bench-") as tmp:
         for key, title, function in SECTION_FUNCTIONS:
             lines += [f"## {title}", ""]
             if key in args.skip:
-                lines += [f"Skipped in this run (--skip {key}).", ""]
+                lines += earlier.get(title, [f"Skipped in this run (--skip {key})."]) + [""]
                 continue
             folder = Path(tmp) / key
             folder.mkdir()

@@ -208,3 +208,19 @@ def test_spread_is_min_median_max():
 
     assert spread([3.0, 1.0, 2.0, 10.0], "{:.1f}") == ["1.0", "2.5", "10.0"]
     assert spread([]) == ["-", "-", "-"]
+
+
+def test_skipped_sections_keep_what_the_file_measured_before_and_say_when(tmp_path):
+    from benchmarks.__main__ import _earlier_sections
+
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nRun at 2026-01-02 03:04 UTC on vm: 2 CPU cores, commit abc1234.\n\n"
+                   "## 1. A\n\nmeasured a\n\n| x |\n\n## 2. B\n\nSkipped in this run (--skip b).\n\n"
+                   "## 3. C\n\n_Not rerun in this run: kept from the run of 2025-12-31 00:00 UTC, commit 0ld of this "
+                   "file._\n\nmeasured c\n")
+    kept = _earlier_sections(out)
+    assert kept["1. A"] == ["_Not rerun in this run: kept from the run of 2026-01-02 03:04 UTC, commit abc1234 of "
+                            "this file._", "", "measured a", "", "| x |"]
+    assert "2. B" not in kept  # nothing measured there to keep
+    assert kept["3. C"][0].startswith("_Not rerun in this run: kept from the run of 2025-12-31")  # not re-dated
+    assert _earlier_sections(tmp_path / "absent.md") == {}
