@@ -82,6 +82,12 @@ def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _select_off() -> list[str]:
+    """``select=off`` where this checkout has seed-robust selection: sections 1 and 3 time the search
+    loop against loops that re-train nothing (section 4 measures what selection costs and buys)."""
+    return ["select=off"] if (ROOT / "conf" / "select" / "off.yaml").exists() else []
+
+
 def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
     """Item 1: the driver's wall time outside trial training, against a bare Optuna loop."""
     jobs = []
@@ -91,7 +97,8 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
         storage = f"sqlite:///{run_dir}/ours.db"
         overrides = ["+experiment=digits_cnn", *cnn_epochs(args.overhead_epochs),
                      f"sweep.n_trials={args.overhead_trials}", "sweep.pruner=none", "trainer.num_threads=1",
-                     f"sweep.seed={repeat}", f"sweep.storage={storage}", f"sweep.export_dir={run_dir}/exports"]
+                     f"sweep.seed={repeat}", f"sweep.storage={storage}", f"sweep.export_dir={run_dir}/exports",
+                     *_select_off()]
         jobs.append({"kind": "sweep", "overrides": overrides, "folder": str(run_dir)})
         jobs.append({"kind": "bare", "storage": f"sqlite:///{run_dir}/bare.db", "n_trials": args.overhead_trials,
                      "max_epochs": args.overhead_epochs, "seed": repeat})
@@ -105,7 +112,7 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
     bare_fraction = [(r["wall_s"] - r["train_s"]) / r["wall_s"] for r in bare]
     lines = [
         f"digits_cnn's search space, {args.overhead_trials} trials of {args.overhead_epochs} epochs, no pruning, "
-        "one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
+        "no seed-robust selection (`select=off`), one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
         "a bare `study.optimize` loop that suggests the same parameters by hand and calls the same "
         "`practices.train.fit`, "
         f"with the same TPE settings; {args.repeats} repeats, alternating. Training time is model build plus `fit` in "
@@ -181,7 +188,7 @@ def _preflight_sweeps(args: argparse.Namespace, folder: Path, options: list[str]
             overrides = ["+experiment=digits_cnn", f"preflight={option}", *cnn_epochs(args.overhead_epochs),
                          f"sweep.n_trials={args.preflight_trials}", "sweep.pruner=none", "trainer.num_threads=1",
                          f"sweep.storage=sqlite:///{run_dir}/s.db", f"sweep.export_dir={run_dir}/exports",
-                         "vault.auto_open=false"]
+                         "vault.auto_open=false", *_select_off()]
             jobs.append({"kind": "sweep", "option": option, "overrides": overrides, "folder": str(run_dir)})
     results = run_jobs(jobs, folder)["jobs"]
     per_trial: dict[str, list[float]] = {o: [] for o in options}
@@ -191,7 +198,8 @@ def _preflight_sweeps(args: argparse.Namespace, folder: Path, options: list[str]
     for option in options:
         share = [(t - off) / t for t, off in zip(per_trial[option], per_trial["off"])]
         rows.append([option, *spread(per_trial[option]), *spread(share, "{:.3f}")])
-    lines = [f"digits_cnn, {args.preflight_trials} trials of {args.overhead_epochs} epochs per run, each `preflight` "
+    lines = [f"digits_cnn, {args.preflight_trials} trials of {args.overhead_epochs} epochs per run (`select=off`), "
+             "each `preflight` "
              f"option of conf/preflight/, {args.repeats} repeats interleaved. Preflight share: (run wall per trial - "
              "the same with preflight=off) / run wall per trial.", ""]
     header = ["preflight", "wall per trial (s): min", "median", "max", "preflight share: min", "median", "max"]
