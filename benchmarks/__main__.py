@@ -1,6 +1,6 @@
 """Benchmarks against peers; writes docs/benchmarks.md and its PNG plots.
 
-    PYTHONPATH=$PWD python -m benchmarks              # everything (about 10-15 minutes on 2 idle cores)
+    PYTHONPATH=$PWD python -m benchmarks              # everything (about 35-40 minutes on 2 idle cores)
     PYTHONPATH=$PWD python -m benchmarks --quick --skip hos,workers   # the smoke test's budget
     PYTHONPATH=$PWD python -m benchmarks --skip overhead,throughput,preflight,workers   # sample efficiency alone
 
