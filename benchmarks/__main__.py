@@ -1,8 +1,9 @@
 """Benchmarks against peers; writes docs/benchmarks.md and its PNG plots.
 
-    PYTHONPATH=$PWD python -m benchmarks              # everything (about 10-15 minutes on 2 idle cores)
-    PYTHONPATH=$PWD python -m benchmarks --quick --skip hos,workers,threads   # the smoke test's budget
+    PYTHONPATH=$PWD python -m benchmarks              # everything (about an hour on 2 idle cores)
+    PYTHONPATH=$PWD python -m benchmarks --quick --skip hos,workers,threads,growth,scaling   # the smoke test's budget
     PYTHONPATH=$PWD python -m benchmarks --only threads --out /tmp/threads.md   # one section alone
+    PYTHONPATH=$PWD python -m benchmarks --only efficiency   # sample efficiency alone (MNIST-1D, 5 methods x 5 seeds)
 
 Every figure compares variants measured side by side in one run, interleaved, and prints the min,
 median and max over repeats (or seeds): these machines are noisy, so compare within one run only.
@@ -14,17 +15,23 @@ import argparse
 import datetime
 import os
 import platform
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 from benchmarks import efficiency, perf, storage_growth, storage_scaling
 from benchmarks._tables import ROOT, cnn_epochs, load, run_jobs, spread, table
+from benchmarks.recipes import RECIPES
 
+# The sample-efficiency budget per method and seed: 30 full mnist1d_cnn trials of 40 epochs, of which
+# select's default re-trainings (5 configurations x 2 seeds) take at most 400, so the search keeps 800.
+BUDGET_EPOCHS = 1200
 SECTIONS = ("overhead", "throughput", "preflight", "efficiency", "hos", "workers", "threads", "growth", "scaling")
 NOT_AVAILABLE = "Not available in this checkout"
 
@@ -41,10 +48,15 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--overhead-epochs", type=int, default=6, help="epochs per trial in the overhead sweeps")
     parser.add_argument("--throughput-epochs", type=int, default=5)
     parser.add_argument("--preflight-trials", type=int, default=6)
-    parser.add_argument("--seeds", type=int, default=3, help="seeds of the sample-efficiency comparison")
-    parser.add_argument("--budget-epochs", type=int, default=300, help="training epochs per method and seed")
-    parser.add_argument("--max-epochs", type=int, default=25, help="epochs of a full trial (digits_cnn: 25)")
-    parser.add_argument("--target", type=float, default=0.98, help="validation accuracy to reach")
+    parser.add_argument("--efficiency-experiment", default="mnist1d_cnn", choices=sorted(RECIPES),
+                        help="the experiment of the sample-efficiency section (its baselines: benchmarks/recipes.py)")
+    parser.add_argument("--seeds", type=int, default=5, help="seeds of the sample-efficiency comparison")
+    parser.add_argument("--budget-epochs", type=int, default=BUDGET_EPOCHS,
+                        help="training epochs per method and seed, selection re-trainings included")
+    parser.add_argument("--max-epochs", type=int, default=None,
+                        help="epochs of a full trial (default: the experiment's; mnist1d_cnn 40, digits_cnn 25)")
+    parser.add_argument("--parallel", type=int, default=2,
+                        help="sample-efficiency jobs (one method on one seed) run at a time, one torch thread each")
     parser.add_argument("--workers-trials", type=int, default=12)
     parser.add_argument("--threads-trials", type=int, default=8, help="quickstart trials per run (threads section)")
     parser.add_argument("--threads-epochs", type=int, default=12, help="epochs per quickstart trial (threads section)")
@@ -62,15 +74,30 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
         parser.error(f"--skip: unknown sections {sorted(unknown)}; choose from {SECTIONS}")
     if args.quick:
         args.repeats, args.overhead_trials, args.overhead_epochs, args.throughput_epochs = 1, 3, 1, 1
-        args.preflight_trials, args.budget_epochs, args.max_epochs, args.workers_trials = 2, 6, 2, 2
+        args.preflight_trials, args.budget_epochs, args.max_epochs, args.workers_trials = 2, 30, 2, 2
+        args.seeds = min(args.seeds, 2)
         args.threads_trials, args.threads_epochs = 2, 1
         storage_growth.quick(args)
         storage_scaling.quick(args)
+    if args.max_epochs is None:
+        args.max_epochs = RECIPES[args.efficiency_experiment].max_epochs
+    minimum = 5 * 2 * args.max_epochs + args.max_epochs  # select's default re-trainings and one search trial
+    if args.budget_epochs < minimum:
+        parser.error(f"--budget-epochs must be >= {minimum} (select's 5 x 2 re-trainings of {args.max_epochs} "
+                     f"epochs and one search trial), got {args.budget_epochs}")
+    if args.seeds < 1 or args.parallel < 1:
+        parser.error(f"--seeds and --parallel must be >= 1, got {args.seeds} and {args.parallel}")
     return args
 
 
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
+
+
+def _select_off() -> list[str]:
+    """``select=off`` where this checkout has seed-robust selection: sections 1 and 3 time the search
+    loop against loops that re-train nothing (section 4 measures what selection costs and buys)."""
+    return ["select=off"] if (ROOT / "conf" / "select" / "off.yaml").exists() else []
 
 
 def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
@@ -82,7 +109,8 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
         storage = f"sqlite:///{run_dir}/ours.db"
         overrides = ["+experiment=digits_cnn", *cnn_epochs(args.overhead_epochs),
                      f"sweep.n_trials={args.overhead_trials}", "sweep.pruner=none", "trainer.num_threads=1",
-                     f"sweep.seed={repeat}", f"sweep.storage={storage}", f"sweep.export_dir={run_dir}/exports"]
+                     f"sweep.seed={repeat}", f"sweep.storage={storage}", f"sweep.export_dir={run_dir}/exports",
+                     *_select_off()]
         jobs.append({"kind": "sweep", "overrides": overrides, "folder": str(run_dir)})
         jobs.append({"kind": "bare", "storage": f"sqlite:///{run_dir}/bare.db", "n_trials": args.overhead_trials,
                      "max_epochs": args.overhead_epochs, "seed": repeat})
@@ -97,7 +125,7 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
     bare_fraction = [(r["wall_s"] - r["train_s"]) / r["wall_s"] for r in bare]
     lines = [
         f"digits_cnn's search space, {args.overhead_trials} trials of {args.overhead_epochs} epochs, no pruning, "
-        "one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
+        "no seed-robust selection (`select=off`), one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
         "a bare `study.optimize` loop that suggests the same parameters by hand and calls the same "
         "`practices.train.fit`, "
         f"with the same TPE settings; {args.repeats} repeats, alternating. Training time is model build plus `fit` in "
@@ -188,7 +216,7 @@ def _preflight_sweeps(args: argparse.Namespace, folder: Path, options: list[str]
             overrides = ["+experiment=digits_cnn", f"preflight={option}", *cnn_epochs(args.overhead_epochs),
                          f"sweep.n_trials={args.preflight_trials}", "sweep.pruner=none", "trainer.num_threads=1",
                          f"sweep.storage=sqlite:///{run_dir}/s.db", f"sweep.export_dir={run_dir}/exports",
-                         "vault.auto_open=false"]
+                         "vault.auto_open=false", *_select_off()]
             jobs.append({"kind": "sweep", "option": option, "overrides": overrides, "folder": str(run_dir)})
     results = run_jobs(jobs, folder)["jobs"]
     per_trial: dict[str, list[float]] = {o: [] for o in options}
@@ -198,7 +226,8 @@ def _preflight_sweeps(args: argparse.Namespace, folder: Path, options: list[str]
     for option in options:
         share = [(t - off) / t for t, off in zip(per_trial[option], per_trial["off"])]
         rows.append([option, *spread(per_trial[option]), *spread(share, "{:.3f}")])
-    lines = [f"digits_cnn, {args.preflight_trials} trials of {args.overhead_epochs} epochs per run, each `preflight` "
+    lines = [f"digits_cnn, {args.preflight_trials} trials of {args.overhead_epochs} epochs per run (`select=off`), "
+             "each `preflight` "
              f"option of conf/preflight/, {args.repeats} repeats interleaved. Preflight share: (run wall per trial - "
              "the same with preflight=off) / run wall per trial.", ""]
     header = ["preflight", "wall per trial (s): min", "median", "max", "preflight share: min", "median", "max"]
@@ -226,33 +255,74 @@ def _external(script: str, args: argparse.Namespace, folder: Path) -> list[str]:
 
 
 def sample_efficiency(args: argparse.Namespace, folder: Path) -> list[str]:
-    """Item 4: best validation accuracy against cumulative epochs, three methods, several seeds."""
+    """Item 4: five search methods side by side: best validation accuracy against cumulative epochs,
+    epochs to hydra-optuna-sweeper's best, and the sealed test accuracy of what each would ship."""
     python, versions = None, ""
     if "hos" not in args.skip:
         _say("hydra-optuna-sweeper environment: " + str(args.hos_venv))
         python = efficiency.ensure_hos_venv(args.hos_venv)
         versions = efficiency.hos_versions(python)
+    started = time.perf_counter()
     measured = efficiency.measure(args, folder, python)
+    wall_s = time.perf_counter() - started
     png = args.out.with_name(args.out.stem + "_efficiency.png")
-    efficiency.plot(measured["curves"], args.target, png)
+    experiment, budget, max_epochs = args.efficiency_experiment, args.budget_epochs, args.max_epochs
+    efficiency.plot(measured, png, f"{experiment}: best validation accuracy within {budget} epochs")
+    skip = ",".join(s for s in SECTIONS if s not in ("efficiency", "hos"))
+    command = (f"PYTHONPATH=$PWD python -m benchmarks --skip {skip} --efficiency-experiment {experiment} "
+               f"--seeds {args.seeds} --budget-epochs {budget} --max-epochs {max_epochs} --parallel {args.parallel}")
+    n_jobs = sum(len(row["curves"]) for row in measured.values())
     lines = [
-        f"digits_cnn's search space, {args.max_epochs} epochs per full trial, a budget of {args.budget_epochs} "
-        f"training epochs per method and seed, seeds 0-{args.seeds - 1}, one torch thread. Ours and random search run "
-        "through `python -m sweeps` (interleaved per seed), hydra-optuna-sweeper through Hydra multirun "
-        f"(`benchmarks/hos/app.py`; the same data split, model, optimizer, schedules and `practices.train.fit`; "
-        "its search space is flat, since the sweeper has no conditional parameters). Every epoch's validation "
-        "accuracy is recorded, so each run is cut at exactly the budget; a pruned or diverged trial costs the epochs "
-        "it ran. The budget counts training epochs only: what preflight checks cost in wall time is in section 3. "
-        "The x-axis is epochs, not seconds, so these figures do not depend on the machine's load. Seeds are paired: "
-        "with the same `sweep.seed`, ours and random search draw the same first trials (TPE starts from random "
-        "samples), and part ways once the median pruner starts (after 5 trials) and TPE takes over (after 8).",
+        f"`{experiment}`'s search space (`python -m sweeps +experiment={experiment}`), {max_epochs} epochs per full "
+        f"trial, a budget of {budget} training epochs per method and seed, seeds 0-{args.seeds - 1}; every method on "
+        f"every seed is one job, {args.parallel} jobs at a time (one torch thread each), the methods interleaved. "
+        "This section alone:",
+        "",
+        "```bash",
+        command,
+        "```",
+        "",
+        "The methods, each over the same seeds:",
+        "",
+        f"- `{efficiency.OURS}`: `python -m sweeps +experiment={experiment}` as it comes (TPE, median pruning, "
+        "the monitor, preflight checks, seed-robust selection with `select.top_k=5`, `select.n_seeds=2`); the "
+        "test vault opens at the end (`vault.auto_open=true`);",
+        f"- `{efficiency.OURS_OFF}`: the same with `select=off`: the best single trial ships;",
+        f"- `{efficiency.RANDOM}`: the same command with `sweep.sampler=random sweep.pruner=none monitor=off "
+        "preflight=off select=off`;",
+        f"- `{efficiency.PLAIN}`: `benchmarks/plain_optuna.py`, a hand-written `optuna.create_study` loop with "
+        "`TPESampler(seed=seed)` at its defaults, the search space suggested define-by-run, no pruning;",
+        f"- `{efficiency.HOS}`: Hydra multirun through `benchmarks/hos/app.py` (its search space is flat: the "
+        "sweeper has no conditional parameters), in its own virtual environment.",
+        "",
+        "The baselines train through `benchmarks/recipes.py`: the same samples and train/validation split, model, "
+        "optimizer, batch size, schedules, weight averaging and `practices.train.fit` as a sweeps trial (the "
+        "sweeper's trials read the very samples from a file the harness writes). Every epoch's validation accuracy "
+        "is recorded. A method gets no further trial once another full trial could pass the budget, so none trains "
+        f"more than {budget} epochs in its search; with select on, the re-trainings of seed-robust selection (at most "
+        f"5 x 2 x {max_epochs} = {10 * max_epochs} epochs) come out of the same budget, so the search itself gets "
+        f"{budget - 10 * max_epochs} epochs: the re-trainings cost epochs on the plot's x-axis and their values do not "
+        "count as found configurations. A pruned or diverged trial costs the epochs it ran. The x-axis "
+        "is epochs, not seconds, so the accuracy figures do not depend on the machine's load; the CPU and wall "
+        "figures do.",
+        "",
+        "What ships, and its sealed test accuracy (the test split that the search never sees, evaluated once per "
+        "method and seed): sweeps' own test vault (`test_result.json`; `vault.final_model=retrain`: the shipped "
+        "trial's configuration trained again with its seed for its best epoch count), for the seed-robust winner "
+        "with select on and the best trial otherwise, random search included. The plain Optuna script and "
+        "hydra-optuna-sweeper ship their best trial (`study.best_trial`; the sweeper's best value) by one rule for "
+        "both: its configuration trained again with its seed up to its best epoch, the schedule and weight "
+        "averaging as in the trial (`recipes.test_accuracy`), then evaluated once on the same sealed test split. "
+        "The one final training is outside the budget for every method.",
         "",
     ]
     if python is None:
         lines += ["hydra-optuna-sweeper: skipped in this run (--skip hos).", ""]
     else:
         lines += [f"hydra-optuna-sweeper environment: {versions}.", ""]
-    return lines + efficiency.report(measured, args, png.name)
+    lines += efficiency.report(measured, args, png.name)
+    lines += ["", f"{n_jobs} jobs in {wall_s / 60:.1f} minutes of wall time."]
+    return lines
 
 
 def workers(args: argparse.Namespace, folder: Path) -> list[str]:
@@ -308,16 +378,48 @@ def _header(args: argparse.Namespace, argv: list[str]) -> list[str]:
     ]
 
 
+KEPT = "_Not rerun in this run"
+
+
+def _earlier_sections(path: Path) -> dict[str, list[str]]:
+    """Section title -> its body in the file as it is, headed by a line that says when it was
+    measured: a skipped section keeps what it measured before (one that was itself skipped there
+    has nothing to keep)."""
+    if not path.exists():
+        return {}
+    sections: dict[str, list[str]] = {}
+    body: list[str] | None = None
+    measured = "an earlier run"
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            body = sections.setdefault(line[3:], [])
+        elif body is not None:
+            body.append(line)
+        elif line.startswith("Run at "):
+            commit = re.search(r"commit (\w+)", line)
+            measured = "the run of " + line[len("Run at "):].split(" on ")[0] + (f", commit {commit[1]}" if commit else "")
+    kept = {}
+    for title, lines in sections.items():
+        text = "\n".join(lines).strip().splitlines()
+        if not text or text[0].startswith("Skipped in this run"):
+            continue
+        if not text[0].startswith(KEPT):  # kept twice: the first note still says when it was measured
+            text = [f"{KEPT}: kept from {measured} of this file._", "", *text]
+        kept[title] = text
+    return kept
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     lines = _header(args, argv)
+    earlier = _earlier_sections(args.out)
     with tempfile.TemporaryDirectory(prefix="sweeps-bench-") as tmp:
         for key, title, function in SECTION_FUNCTIONS:
             lines += [f"## {title}", ""]
             if key in args.skip:
-                lines += [f"Skipped in this run (--skip {key}).", ""]
+                lines += earlier.get(title, [f"Skipped in this run (--skip {key})."]) + [""]
                 continue
             folder = Path(tmp) / key
             folder.mkdir()

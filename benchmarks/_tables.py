@@ -32,20 +32,34 @@ def env() -> dict[str, str]:
     return dict(os.environ, PYTHONPATH=path, PYTHONUNBUFFERED="1")
 
 
-def run_jobs(jobs: list[dict[str, Any]], folder: Path) -> dict[str, Any]:
-    """Runs ``jobs`` in one child process (``benchmarks._jobs``), in order; returns its results.
+def run_jobs(jobs: list[dict[str, Any]], folder: Path, parallel: int = 1) -> dict[str, Any]:
+    """Runs ``jobs`` in ``parallel`` child processes (``benchmarks._jobs``), each taking every
+    ``parallel``-th job in order; returns their results in the order of ``jobs``.
 
     Raises:
-        RuntimeError: the child failed; its log is named.
+        RuntimeError: a child failed; its log is named.
     """
-    jobs_file, out_file, log = folder / "jobs.json", folder / "results.json", folder / "jobs.log"
-    jobs_file.write_text(json.dumps(jobs))
-    with open(log, "w") as out:
-        done = subprocess.run([sys.executable, "-m", "benchmarks._jobs", str(jobs_file), str(out_file)],
-                              cwd=folder, env=env(), stdout=out, stderr=subprocess.STDOUT)
-    if done.returncode != 0:
-        raise RuntimeError(f"benchmark jobs failed (exit {done.returncode}); see {log}:\n{log.read_text()[-3000:]}")
-    return json.loads(out_file.read_text())
+    lanes = [jobs[i::parallel] for i in range(max(1, min(parallel, len(jobs))))]
+    running = []
+    for i, lane in enumerate(lanes):
+        suffix = "" if len(lanes) == 1 else f"-{i}"
+        jobs_file, out_file, log = (folder / f"jobs{suffix}.json", folder / f"results{suffix}.json",
+                                    folder / f"jobs{suffix}.log")
+        jobs_file.write_text(json.dumps(lane))
+        with open(log, "w") as out:
+            child = subprocess.Popen([sys.executable, "-m", "benchmarks._jobs", str(jobs_file), str(out_file)],
+                                     cwd=folder, env=env(), stdout=out, stderr=subprocess.STDOUT)
+        running.append((child, out_file, log))
+    codes = [child.wait() for child, _, _ in running]
+    for code, (_, _, log) in zip(codes, running):
+        if code != 0:
+            raise RuntimeError(f"benchmark jobs failed (exit {code}); see {log}:\n{log.read_text()[-3000:]}")
+    parts = [json.loads(out_file.read_text()) for _, out_file, _ in running]
+    merged = [None] * len(jobs)
+    for i, part in enumerate(parts):
+        for j, entry in enumerate(part["jobs"]):
+            merged[i + j * len(lanes)] = entry
+    return {"imports_s": max(p["imports_s"] for p in parts), "jobs": merged}
 
 
 def load() -> str:

@@ -66,17 +66,21 @@ def test_throughput_table_compares_loops_to_the_hand_loop(written):
 
 
 @pytest.mark.slow
-def test_efficiency_table_has_both_methods_and_a_plot(written):
+def test_efficiency_tables_have_every_method_the_paper_and_a_plot(written):
     out, sections = written
-    table = sections["4. Sample efficiency at a fixed budget of epochs"]
-    methods: dict[str, list[str]] = {}
-    for row in table:  # the first table has the methods; the ratio table after it repeats the baselines
-        methods.setdefault(row[0], row)
-    assert {"sweeps (defaults)", "random search, no pruning"} <= set(methods)
-    for row in (methods["sweeps (defaults)"], methods["random search, no pruning"]):
-        accuracies = [float(c) for c in row[1:4]]
+    rows = sections["4. Sample efficiency at a fixed budget of epochs"]
+    search = {r[0]: r for r in rows if len(r) == 7}  # without hydra-optuna-sweeper: no ratio columns
+    shipped = {r[0]: r for r in rows if len(r) == 12}
+    methods = {"sweeps (defaults)", "sweeps, select=off", "random search, no pruning", "plain Optuna TPE, no pruning"}
+    assert set(search) == methods
+    assert methods < set(shipped)
+    assert shipped["reference: paper's CNN"][1] == "0.94"
+    for method in methods:
+        accuracies = [float(c) for c in search[method][4:7] + shipped[method][1:6]]
         assert all(0.0 <= a <= 1.0 for a in accuracies)
-        assert row[7].endswith("of 3")  # three seeds
+        assert shipped[method][6] == "2 of 2"  # --quick: two seeds, each shipped a tested configuration
+    text = out.read_text()
+    assert "Targets (issue 12)" in text and "--efficiency-experiment mnist1d_cnn" in text
     assert (out.parent / "benchmarks_efficiency.png").stat().st_size > 1000
 
 
@@ -103,11 +107,101 @@ def test_best_so_far_counts_every_epoch_and_cuts_at_the_budget():
     assert best_so_far(trials[:1], budget=4) == [0.5, 0.7, 0.7, 0.7]  # a shorter run keeps its best
 
 
-def test_ratio_marks_a_baseline_that_missed_the_target_as_a_lower_bound():
-    from benchmarks.efficiency import _ratio_row
+def test_best_so_far_charges_selection_epochs_without_counting_their_values():
+    from benchmarks.efficiency import best_so_far
 
-    row = _ratio_row("random", theirs=[100, None, 50], ours=[50, 100, None], budget=300)
-    assert row == ["random", "2.00", "2.50", "3.00", "2.00, >=3.00, sweeps missed"]
+    trials = [{"values": [0.5, 0.7], "epochs": 2, "phase": "search"},
+              {"values": [0.9, 0.99], "epochs": 2, "phase": "select"}]  # a re-training: cost, not a find
+    assert best_so_far(trials, budget=5) == [0.5, 0.7, 0.7, 0.7, 0.7]
+
+
+def test_ratios_to_hos_mark_a_missed_seed_as_a_lower_bound():
+    from benchmarks.efficiency import _ratios
+
+    values, text = _ratios([(50, 100), (None, 200), (30, 30)], budget=300)
+    assert values == [0.5, 1.5, 1.0]
+    assert text == "0.50, >=1.50, 1.00"
+
+
+def test_select_reserve_is_the_selections_most_epochs_and_zero_when_off():
+    from omegaconf import OmegaConf
+
+    from benchmarks._jobs import select_reserve
+
+    on = OmegaConf.create({"select": {"enabled": True, "top_k": 5, "n_seeds": 2}})
+    assert select_reserve(on, 40) == 400
+    assert select_reserve(OmegaConf.create({"select": {"enabled": False, "top_k": 5, "n_seeds": 2}}), 40) == 0
+    assert select_reserve(OmegaConf.create({}), 40) == 0
+
+
+def test_hos_params_take_the_drawn_schedules_keys_under_sweeps_names():
+    from omegaconf import OmegaConf
+
+    from benchmarks.hos.app import params_of
+
+    cfg = OmegaConf.create({"bench": {"seed": 0}, "optimizer": {"lr": 0.01, "weight_decay": 1e-5},
+                            "trainer": {"averaging": "swa"},
+                            "schedule": {"name": "step", "step_epochs": 7, "step_factor": 0.3, "cosine_warmup": 2}})
+    assert params_of(cfg) == {"optimizer.lr": 0.01, "optimizer.weight_decay": 1e-5, "trainer.averaging": "swa",
+                              "schedule": "step", "schedule[step].step_epochs": 7, "schedule[step].factor": 0.3}
+
+
+def _sweeps_experiment(name: str, *overrides: str):
+    from sweeps._compose import compose_experiment
+    from sweeps._experiment import compile_experiment
+
+    return compile_experiment(compose_experiment([f"+experiment={name}", *overrides]))
+
+
+@pytest.mark.parametrize("name", ["mnist1d_cnn", "digits_cnn"])
+def test_plain_optuna_suggests_sweeps_search_space(name):
+    import optuna
+
+    from benchmarks.plain_optuna import suggest
+
+    exp = _sweeps_experiment(name)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = {}
+    for _ in range(60):  # every schedule option is drawn
+        trial = study.ask()
+        suggest(trial, name, exp.cfg.trainer.max_epochs)
+        seen.update(trial.distributions)
+        study.tell(trial, 0.0)
+    assert seen == exp.space.distributions()
+
+
+@pytest.mark.parametrize("name", ["mnist1d_cnn", "digits_cnn"])
+def test_recipe_fixes_what_the_experiment_fixes(name):
+    from benchmarks.recipes import recipe
+
+    cfg, r = _sweeps_experiment(name).cfg, recipe(name)
+    assert (cfg.split.val_fraction, cfg.split.test_fraction, cfg.split.seed) == (r.val_fraction, r.test_fraction, 0)
+    assert cfg.trainer.max_epochs == r.max_epochs and cfg.trainer.ema_decay == r.ema_decay
+    assert cfg.trainer.batch_size == r.batch_size or "batch_size" in cfg.search.trainer
+    assert cfg.search.schedule.options.cosine.warmup_epochs.high == r.cosine_warmup_high
+    if name == "mnist1d_cnn":  # the samples recipes._mnist1d generates
+        assert (cfg.data.num_samples, cfg.data.seed, cfg.data.final_seq_length, cfg.data.shuffle_seq) == (6000, 42, 40, False)
+
+
+@pytest.mark.parametrize("params", [
+    {"optimizer.lr": 0.01, "optimizer.weight_decay": 1e-4, "trainer.averaging": "ema", "schedule": "cosine",
+     "schedule[cosine].warmup_epochs": 1},
+    {"optimizer.lr": 0.003, "optimizer.weight_decay": 1e-6, "trainer.averaging": "swa", "schedule": "step",
+     "schedule[step].step_epochs": 5, "schedule[step].factor": 0.5},
+])
+def test_recipe_trains_what_a_sweeps_trial_trains(params):
+    """The baselines' training and a sweeps trial with the same parameters and seed give the same
+    validation accuracy after every epoch: the same samples, split, model, optimizer, schedule and average."""
+    from benchmarks import recipes
+    from practices.data import train_val
+    from sweeps._build import train
+
+    cfg = _sweeps_experiment("mnist1d_cnn", "trainer.max_epochs=4").config(params)  # SWA averages epoch 4
+    X, y, split = recipes.load("mnist1d_cnn")
+    data = train_val(X, y, split)
+    theirs, _ = train(cfg, data, seed=3)
+    ours, _ = recipes.train("mnist1d_cnn", params, data, seed=3, max_epochs=4)
+    assert [e.val_accuracy for e in theirs.history] == [e.val_accuracy for e in ours.history]
 
 
 def test_spread_is_min_median_max():
@@ -157,3 +251,19 @@ def test_bench_cuda_without_cuda_says_so_in_one_line(capsys):
     assert bench_cuda.main([]) == 0
     out = capsys.readouterr().out
     assert out.count("\n") == 1 and out.startswith("bench_cuda: no CUDA device here")
+
+
+def test_skipped_sections_keep_what_the_file_measured_before_and_say_when(tmp_path):
+    from benchmarks.__main__ import _earlier_sections
+
+    out = tmp_path / "benchmarks.md"
+    out.write_text("# Benchmarks\n\nRun at 2026-01-02 03:04 UTC on vm: 2 CPU cores, commit abc1234.\n\n"
+                   "## 1. A\n\nmeasured a\n\n| x |\n\n## 2. B\n\nSkipped in this run (--skip b).\n\n"
+                   "## 3. C\n\n_Not rerun in this run: kept from the run of 2025-12-31 00:00 UTC, commit 0ld of this "
+                   "file._\n\nmeasured c\n")
+    kept = _earlier_sections(out)
+    assert kept["1. A"] == ["_Not rerun in this run: kept from the run of 2026-01-02 03:04 UTC, commit abc1234 of "
+                            "this file._", "", "measured a", "", "| x |"]
+    assert "2. B" not in kept  # nothing measured there to keep
+    assert kept["3. C"][0].startswith("_Not rerun in this run: kept from the run of 2025-12-31")  # not re-dated
+    assert _earlier_sections(tmp_path / "absent.md") == {}
