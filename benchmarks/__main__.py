@@ -23,7 +23,6 @@ import time
 from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
 
 from benchmarks import efficiency, perf, storage_growth, storage_scaling
 from benchmarks._tables import ROOT, cnn_epochs, load, run_jobs, spread, table

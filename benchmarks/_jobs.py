@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+
 class _Meter:
     """What the wrapped driver functions measured during one sweep job."""
 
