@@ -110,6 +110,7 @@ def _timed(function: Any, field: str) -> Any:
 def _install_meter() -> None:
     """Wraps the driver's trial loop, trial training and vault opening with timers."""
     import sweeps._driver as driver
+    import sweeps._loop as loop
     import sweeps._objective as objective
     import sweeps._preflight as preflight
 
@@ -125,7 +126,7 @@ def _install_meter() -> None:
             finally:
                 METER.after_trial(self.experiment, trial)
 
-    driver.Objective = MeteredObjective
+    loop.Objective = MeteredObjective
 
 
 def _study_trials(storage: str, study_name: str | None = None) -> list[dict[str, Any]]:
@@ -167,7 +168,7 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
         code = main(job["overrides"])
     main_s = time.perf_counter() - started
     if job.get("budget_epochs") is not None and METER.n_trials == 0:
-        raise RuntimeError("the epoch budget was never checked: sweeps._driver no longer builds its Objective "
+        raise RuntimeError("the epoch budget was never checked: sweeps._loop no longer builds its Objective "
                            "by that name; adapt benchmarks._jobs._install_meter")
     result = {"code": code, "main_s": main_s, "loop_s": METER.loop_s, "train_s": METER.train_s,
               "vault_s": METER.vault_s, "checks_s": METER.checks_s, "n_trials": METER.n_trials}

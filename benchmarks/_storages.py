@@ -107,11 +107,11 @@ class NoData:
 
 @contextlib.contextmanager
 def trivial_trials(stamps: list[float] | None = None) -> Iterator[None]:
-    """Makes ``sweeps._driver.run_trials`` use :class:`TrivialObjective`, print nothing, and append
+    """Makes ``sweeps._loop.run_trials`` use :class:`TrivialObjective`, print nothing, and append
     the time of each finished trial's progress line to ``stamps``."""
     import io
 
-    import sweeps._driver as driver
+    import sweeps._loop as driver  # the trial loop (sweeps/_loop.py)
 
     original_objective, original_progress = driver.Objective, driver._progress
 

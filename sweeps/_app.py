@@ -32,9 +32,9 @@ from hydra.errors import HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from sweeps import _driver, _staged
 from sweeps._cli import guarded, one_line
 from sweeps._compose import compose_experiment, compose_hydra, own_hydra
-from sweeps import _driver, _staged
 from sweeps._errors import ConfigError, StorageError
 from sweeps._exit import EXIT_CONFIG, EXIT_OK, EXIT_STORAGE
 from sweeps._experiment import Dataset, Experiment, prepare

@@ -28,6 +28,7 @@ from sweeps._build import n_threads
 from sweeps._config import preflight_config
 from sweeps._experiment import Experiment
 from sweeps._markdown import literal
+from sweeps._records import PREFLIGHT_CACHE
 
 __all__ = ["CHECKS", "EXIT_UNFIXABLE", "PreflightFailed", "StopOnUnfixable", "fingerprint", "preflight", "render",
            "run_checks", "searched_inputs"]
@@ -36,7 +37,7 @@ CHECKS = ("gradient", "init_loss", "overfit")
 EXIT_UNFIXABLE = 3
 # Config prefixes every check reads besides what is fixed for a study (data, split, preflight, loss).
 _INPUTS = ("model",)
-_CACHE_ATTR = "preflight.cache."
+_CACHE_ATTR = PREFLIGHT_CACHE
 UNFIXABLE_ATTR = "preflight.unfixable"
 
 

@@ -13,9 +13,12 @@ from typing import Any
 
 import optuna
 
-__all__ = ["PREFIX", "read", "write"]
+__all__ = ["PREFIX", "PREFLIGHT_CACHE", "read", "write"]
 
 PREFIX = "sweeps:"
+# The preflight cache: a study user attribute per architecture fingerprint (sweeps/_preflight.py),
+# copied to the linked study of seed-robust selection (sweeps/_select.py).
+PREFLIGHT_CACHE = "preflight.cache."
 
 
 def _where(study: optuna.Study) -> tuple[optuna.storages.BaseStorage, int]:

@@ -47,6 +47,7 @@ from sweeps import _records
 from sweeps._config import select_config
 from sweeps._errors import ConfigError
 from sweeps._interrupt import deferred
+from sweeps._records import PREFLIGHT_CACHE
 from sweeps._stats import compare, median_or_worst
 from sweeps._trials import FINISHED, count_trials, is_surplus, retried_numbers
 
@@ -150,8 +151,6 @@ def _create(storage: optuna.storages.BaseStorage, name: str, direction: StudyDir
 def _start(study: optuna.Study, linked: optuna.Study) -> None:
     """The attributes a new linked study carries: what it selects for, the metric's name, and the
     main study's preflight results (same architectures: the checks need not run again)."""
-    from sweeps._preflight import _CACHE_ATTR as PREFLIGHT_CACHE  # imports sweeps._experiment
-
     linked.set_user_attr(OF, study.study_name)
     if study.metric_names:
         with warnings.catch_warnings():

@@ -28,6 +28,7 @@ import math
 from typing import Any, Mapping
 
 import optuna
+from omegaconf import DictConfig, OmegaConf
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -35,7 +36,6 @@ from optuna.distributions import (
     IntDistribution,
     distribution_to_json,
 )
-from omegaconf import DictConfig, OmegaConf
 
 from sweeps._errors import ConfigError
 

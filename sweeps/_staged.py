@@ -23,20 +23,18 @@ from sweeps._driver import run, storage_for
 from sweeps._errors import ConfigError
 from sweeps._experiment import Dataset, Experiment, check_builds, compile_experiment
 from sweeps._export import export_study
+from sweeps._markdown import literal
+from sweeps._say import say
 from sweeps._space import config_for
 from sweeps._stages import Stage, parse_stages, stage_experiment, stage_row, stage_table, translated_lr
 from sweeps._storage import artifact_dir, mask
 from sweeps._study import open_study, recorded_experiment
 from sweeps._vault import Vault, VaultRefused, describe_result, open_vault
-from sweeps._markdown import literal
 
 __all__ = ["StagedVault", "open_staged_vault", "run_stages", "staged_vault"]
 
 _COMPARISON = "# Stage comparison"
 
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 def _existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study | None:
@@ -68,7 +66,7 @@ def _lr_range(exp: Experiment, dataset: Dataset, storage: optuna.storages.BaseSt
     if "optimizer.lr" in cfg.search:
         del cfg.search["optimizer.lr"]
     OmegaConf.set_struct(cfg, True)
-    _say(f"LR range test: learning rate searched in [{recorded['low']:.3g}, {recorded['high']:.3g}]")
+    say(f"LR range test: learning rate searched in [{recorded['low']:.3g}, {recorded['high']:.3g}]")
     return compile_experiment(Composed(cfg, exp.choices, exp.overrides)), recorded, result
 
 
@@ -140,7 +138,7 @@ def run_stages(exp: Experiment, dataset: Dataset) -> int:
             if previous is not None:
                 study.set_user_attr("previous_stage", previous[0].study_name)
                 _enqueue_first(study, stage_exp, stage, done[-1][2])
-            _say(f"== stage {index + 1}/{len(stages)}: {stage.name} ({name}) ==")
+            say(f"== stage {index + 1}/{len(stages)}: {stage.name} ({name}) ==")
             code = run(stage_exp, dataset)
             if code != 0:
                 return code
@@ -172,30 +170,30 @@ def _finish(exp: Experiment, dataset: Dataset, done: list[tuple[Stage, Experimen
     rows = [stage_row(stage, study) for stage, _, study in done]
     folder = Path(exp.cfg.sweep.export_dir) / exp.study_name
     table = stage_table(rows, folder / "stages.csv")
-    _say("stages:\n" + table.to_string(index=False))
+    say("stages:\n" + table.to_string(index=False))
     pick = max if maximize else min
     stage, stage_exp, study = pick(done, key=lambda d: d[2].best_value)
-    _say(f"overall winner: stage {stage.name!r}, trial {study.best_trial.number}, "
+    say(f"overall winner: stage {stage.name!r}, trial {study.best_trial.number}, "
          f"{exp.cfg.sweep.metric}={study.best_value:.4f}")
     for _, _, s in done:
         s.set_user_attr("stages", {"stages": [d[0].name for d in done], "winner": stage.name})
     opened = [s for _, _, s in done if Vault(s).claims()]
     if opened and not exp.cfg.vault.reopen:
-        _say(f"test vault already opened for this staged experiment (study {opened[0].study_name}): "
+        say(f"test vault already opened for this staged experiment (study {opened[0].study_name}): "
              f"{describe_result(Vault(opened[0]).result)}")
     elif exp.cfg.vault.auto_open:
         sweep = exp.cfg.sweep
         check_destinations(sweep.export_dir, study.study_name, sweep.storage, sweep.artifact_dir)  # before the opening
-        result = open_vault(study, stage_exp, dataset, exp.cfg.sweep.storage, reopen=bool(opened), say=_say)
-        _say(f"test vault opened: {describe_result(result)}")
+        result = open_vault(study, stage_exp, dataset, exp.cfg.sweep.storage, reopen=bool(opened), say=say)
+        say(f"test vault opened: {describe_result(result)}")
     else:
-        _say(f"test vault stays sealed (vault.auto_open=false); open it with: python -m sweeps.vault open "
+        say(f"test vault stays sealed (vault.auto_open=false); open it with: python -m sweeps.vault open "
              f"{' '.join(exp.overrides)}")
     exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)
     _staged_exports(exported, folder, rows, stage.name)
     for _, _, stage_study in done:
         _write_note(stage_study, table, stage.name)
-    _say(f"exported: {folder / 'best.yaml'}, {folder / 'stages.csv'}")
+    say(f"exported: {folder / 'best.yaml'}, {folder / 'stages.csv'}")
     return 0
 
 

@@ -22,6 +22,8 @@ import optuna
 from sweeps._exit import EXIT_OK, EXIT_RECYCLE, EXIT_SIGINT, EXIT_SIGTERM
 from sweeps._experiment import Experiment
 from sweeps._interrupt import Interrupted, deferred, handling_signals, ignoring_signals, n_signals
+from sweeps._loop import run_trials, storage_for
+from sweeps._say import say
 
 __all__ = ["die_with_parent", "run_workers", "worker_main"]
 
@@ -79,7 +81,6 @@ def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max
     import torch
 
     torch.set_num_threads(n_threads)
-    from sweeps._driver import run_trials, storage_for
     from sweeps._experiment import prepare
     from sweeps._study import open_study
 
@@ -136,7 +137,6 @@ def run_workers(exp: Experiment, study: optuna.Study, linked: bool = False) -> i
         Interrupted: SIGINT/SIGTERM reached the parent or a worker; all workers have ended.
     """
     from sweeps._build import n_threads as n_threads_for
-    from sweeps._driver import _say
     from sweeps._study import count_trials
 
     sweep = exp.cfg.sweep
@@ -155,7 +155,7 @@ def run_workers(exp: Experiment, study: optuna.Study, linked: bool = False) -> i
     try:
         for i in range(sweep.n_workers):
             start(i)
-        _say(f"started {sweep.n_workers} worker processes with {n_threads} torch threads each")
+        say(f"started {sweep.n_workers} worker processes with {n_threads} torch threads each")
         while processes:
             time.sleep(_POLL_SECONDS)
             for index, process in list(processes.items()):
@@ -170,7 +170,7 @@ def run_workers(exp: Experiment, study: optuna.Study, linked: bool = False) -> i
                 if exitcode == EXIT_RECYCLE and wanted:
                     start(index)
                 elif exitcode is not None and exitcode < 0 and wanted and restarts < sweep.n_trials:
-                    _say(f"worker {index} died (signal {-exitcode}); its trial is retried once stale; restarting it")
+                    say(f"worker {index} died (signal {-exitcode}); its trial is retried once stale; restarting it")
                     restarts += 1
                     start(index)
                 elif exitcode not in (EXIT_OK, EXIT_RECYCLE) and code == EXIT_OK:

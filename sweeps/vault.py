@@ -19,6 +19,7 @@ import optuna
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError
+from sweeps._say import say
 
 __all__ = ["main"]
 
@@ -32,9 +33,6 @@ Exit codes: 0 done, 2 bad config, no such study, or an opening refused, 4 the st
 """
 COMMANDS = ("status", "open")
 
-
-def _say(message: str) -> None:
-    print(message, flush=True)
 
 
 def _load(overrides: Sequence[str]):
@@ -128,23 +126,23 @@ def open_(overrides: Sequence[str]) -> int:
     if not isinstance(study, optuna.Study):
         from sweeps._staged import open_staged_vault
 
-        result = open_staged_vault(exp, data, study, _say)
-        _say(f"test vault opened: {describe_result(result)}")
-        _say(f"exported: {exp.cfg.sweep.export_dir}/{exp.study_name}/ (best.yaml, stages.csv, test_result.json)")
+        result = open_staged_vault(exp, data, study, say)
+        say(f"test vault opened: {describe_result(result)}")
+        say(f"exported: {exp.cfg.sweep.export_dir}/{exp.study_name}/ (best.yaml, stages.csv, test_result.json)")
         return 0
     n_finished = len(study.get_trials(deepcopy=False, states=FINISHED))
     if n_finished < exp.cfg.sweep.n_trials:
-        _say(f"note: the study holds {n_finished} of sweep.n_trials={exp.cfg.sweep.n_trials} finished trials; "
+        say(f"note: the study holds {n_finished} of sweep.n_trials={exp.cfg.sweep.n_trials} finished trials; "
              "opening now ends its tuning")
     sweep = exp.cfg.sweep
     check_destinations(sweep.export_dir, study.study_name, sweep.storage, sweep.artifact_dir)  # before the one opening
     try:
-        result = open_vault(study, exp, data, exp.cfg.sweep.storage, reopen=exp.cfg.vault.reopen, say=_say)
+        result = open_vault(study, exp, data, exp.cfg.sweep.storage, reopen=exp.cfg.vault.reopen, say=say)
     except VaultBusy as exc:
         raise VaultRefused(f"{exc}: it opens the vault; see python -m sweeps.vault status") from None
-    _say(f"test vault opened: {describe_result(result)}")
+    say(f"test vault opened: {describe_result(result)}")
     exported = export_study(study, exp.cfg.sweep.storage, exp.cfg.sweep.export_dir)
-    _say(f"exported: {exported.test_result}")
+    say(f"exported: {exported.test_result}")
     return 0
 
 

@@ -197,6 +197,7 @@ def test_run_trials_goes_on_after_another_worker_failed_its_running_trial(in_tmp
     """Optuna 5.0.0's Study.optimize raises "AssertionError: Should not reach." (or the tell's
     ValueError) here, which ended the worker (issue 16, item 4)."""
     import sweeps._driver as driver
+    import sweeps._loop as loop
     from sweeps._experiment import prepare
     from sweeps._study import count_trials, open_study
 
@@ -205,7 +206,7 @@ def test_run_trials_goes_on_after_another_worker_failed_its_running_trial(in_tmp
     storage = driver.storage_for(exp)
     study = open_study(exp, storage)
     fake = _FailedByAnotherWorker(url, notices)
-    monkeypatch.setattr(driver, "Objective", lambda exp, data: fake)
+    monkeypatch.setattr(loop, "Objective", lambda exp, data: fake)
     assert driver.run_trials(exp, data, study) == driver.EXIT_OK
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]

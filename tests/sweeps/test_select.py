@@ -18,8 +18,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 from scipy import stats
 
-from sweeps import _records
-from sweeps import _objective, _select, _stats
+from sweeps import _objective, _records, _select, _stats
 from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
 from sweeps._storage import open_storage

@@ -1,6 +1,6 @@
 import optuna
-import torch
 import pytest
+import torch
 from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 

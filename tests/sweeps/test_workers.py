@@ -12,10 +12,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeps.__main__ import main
 from sweeps._storage import open_storage
 from sweeps._study import count_trials, end_reason
 from sweeps._vault import Vault
-from sweeps.__main__ import main
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
