@@ -39,7 +39,7 @@ def test_preflight_broken_backward_of_fixed_architecture_stops_after_first_trial
     assert "stopping after trial 0: preflight: gradient check FAILED: 2 at hidden_weight" in out
     assert "No searched key can change" in out
     note = _note(study, trials[0])
-    assert "| gradient | **FAIL** | 2 | 0.0001 | hidden_weight |" in note
+    assert "| gradient | **FAIL** | 2 | 0.0001 | `hidden_weight` |" in note
     assert "the sweep stops after this trial" in note
 
 
