@@ -168,7 +168,7 @@ def test_failing_trials_are_recorded_and_failure_rate_stops_the_sweep(in_tmp, ca
     assert all(t.user_attrs["fail_reason"] == "RuntimeError: planted failure in forward" for t in trials)
 
 
-TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off",
+TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off", "select=off",
         "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
 
 

@@ -21,7 +21,7 @@ from tests.helpers import subprocess_env
 
 pytest.importorskip("grpc")
 SECRET = "s3cretPW"  # PostgreSQL here trusts local users: a password in the URL is accepted and never checked
-TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off",
+TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off", "select=off",
         "model.width=16", "sweep.sampler=random", "+search.optimizer.lr={type:float,low:0.001,high:0.3,log:true}"]
 
 

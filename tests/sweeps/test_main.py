@@ -77,7 +77,7 @@ def test_help_lists_usage(capsys):
 # --- Hydra's command line -------------------------------------------------------------------------------
 # Small, fast sweeps: 1 trial of 3 epochs (the quickstart searches warmups of up to 2), no preflight, no monitor.
 TINY = ["+experiment=quickstart", "sweep.n_trials=1", "trainer.max_epochs=3", "trainer.num_threads=1",
-        "preflight=off", "monitor=off"]
+        "preflight=off", "monitor=off", "select=off"]
 PASSWORD = "hunter2"
 
 

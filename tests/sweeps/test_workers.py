@@ -177,7 +177,7 @@ def test_worker_memory_stays_flat_over_50_trials(in_tmp):
     assert growth < 40, f"resident memory grew {growth:.1f} MB from trial 10 to 50: {rss}"
 
 
-TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off", "model.width=16",
+TINY = ["trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off", "select=off", "model.width=16",
         "sweep.sampler=random", "+search.optimizer.lr={type:float,low:0.001,high:0.3,log:true}"]
 
 
