@@ -124,7 +124,8 @@ def overhead(args: argparse.Namespace, folder: Path) -> list[str]:
     bare_fraction = [(r["wall_s"] - r["train_s"]) / r["wall_s"] for r in bare]
     lines = [
         f"digits_cnn's search space, {args.overhead_trials} trials of {args.overhead_epochs} epochs, no pruning, "
-        "no seed-robust selection (`select=off`), one torch thread, a fresh SQLite file per run; `python -m sweeps` (in-process, timed around `main`) and "
+        "no seed-robust selection (`select=off`), one torch thread, a fresh SQLite file per run; "
+        "`python -m sweeps` (in-process, timed around `main`) and "
         "a bare `study.optimize` loop that suggests the same parameters by hand and calls the same "
         "`practices.train.fit`, "
         f"with the same TPE settings; {args.repeats} repeats, alternating. Training time is model build plus `fit` in "
@@ -396,7 +397,8 @@ def _earlier_sections(path: Path) -> dict[str, list[str]]:
             body.append(line)
         elif line.startswith("Run at "):
             commit = re.search(r"commit (\w+)", line)
-            measured = "the run of " + line[len("Run at "):].split(" on ")[0] + (f", commit {commit[1]}" if commit else "")
+            measured = ("the run of " + line[len("Run at "):].split(" on ")[0]
+                        + (f", commit {commit[1]}" if commit else ""))
     kept = {}
     for title, lines in sections.items():
         text = "\n".join(lines).strip().splitlines()

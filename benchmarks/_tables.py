@@ -70,4 +70,5 @@ def load() -> str:
 def cnn_epochs(n_epochs: int) -> list[str]:
     """Overrides for digits_cnn trials of ``n_epochs``: its cosine warmup (0 to 5 epochs) must stay
     shorter than the run, or the build check refuses the search space (a --quick budget trains 1-2)."""
-    return [f"trainer.max_epochs={n_epochs}", f"search.schedule.options.cosine.warmup_epochs.high={min(5, n_epochs - 1)}"]
+    return [f"trainer.max_epochs={n_epochs}",
+            f"search.schedule.options.cosine.warmup_epochs.high={min(5, n_epochs - 1)}"]

@@ -310,15 +310,16 @@ def _targets(measured: dict[str, Any], to_hos: dict[str, Any] | None, budget: in
         met = median >= TARGET_TEST and cpu <= TARGET_CPU_MIN
         gap = [] if median >= TARGET_TEST else [f"{TARGET_TEST - median:.4f} short"]
         gap += [] if cpu <= TARGET_CPU_MIN else [f"{cpu:.1f} CPU minutes, over {TARGET_CPU_MIN:.0f}"]
-        lines.append(f"- sealed test accuracy >= {TARGET_TEST} (median over {len(tests)} seed{'s' * (len(tests) != 1)}) within "
-                     f"{TARGET_CPU_MIN:.0f} CPU minutes per sweep: **{'met' if met else 'missed'}** (median "
-                     f"{median:.4f}; the costliest sweep {cpu:.1f} CPU minutes)" + ("" if met else f": {'; '.join(gap)}"))
+        lines.append(f"- sealed test accuracy >= {TARGET_TEST} (median over {len(tests)} "
+                     f"seed{'s' * (len(tests) != 1)}) within {TARGET_CPU_MIN:.0f} CPU minutes per sweep: "
+                     f"**{'met' if met else 'missed'}** (median {median:.4f}; the costliest sweep {cpu:.1f} CPU "
+                     "minutes)" + ("" if met else f": {'; '.join(gap)}"))
         if not met and median < TARGET_TEST:
             select = statistics.median(ours["select_epochs"])
-            lines[-1] += (f". Within {budget} epochs, sweeps (defaults) searched for {budget - select:.0f} (median) and "
-                          f"spent {select:.0f} on the selection's re-trainings; the target's {TARGET_CPU_MIN:.0f} CPU "
-                          f"minutes would buy about {_epochs_in(ours, TARGET_CPU_MIN)} epochs per sweep at this run's "
-                          "speed: a larger --budget-epochs is the first thing to try")
+            lines[-1] += (f". Within {budget} epochs, sweeps (defaults) searched for {budget - select:.0f} (median) "
+                          f"and spent {select:.0f} on the selection's re-trainings; the target's {TARGET_CPU_MIN:.0f} "
+                          f"CPU minutes would buy about {_epochs_in(ours, TARGET_CPU_MIN)} epochs per sweep at this "
+                          "run's speed: a larger --budget-epochs is the first thing to try")
     off_tests = _tests(off) if off else []
     if len(tests) > 1 and len(off_tests) > 1:
         on_spread, off_spread = max(tests) - min(tests), max(off_tests) - min(off_tests)
@@ -336,7 +337,8 @@ def _targets(measured: dict[str, Any], to_hos: dict[str, Any] | None, budget: in
         median_ratio = statistics.median(ratios)
         met = median_ratio <= TARGET_RATIO
         lines.append(f"- epochs to reach hydra-optuna-sweeper's final best validation accuracy <= {TARGET_RATIO}x the "
-                     f"sweeper's epochs (median over seeds): **{'met' if met else 'missed'}** (median {median_ratio:.2f}"
+                     f"sweeper's epochs (median over seeds): **{'met' if met else 'missed'}** "
+                     f"(median {median_ratio:.2f}"
                      + ("" if met else f", {median_ratio / TARGET_RATIO:.1f}x the target") + f"; per seed {texts})")
     return lines
 

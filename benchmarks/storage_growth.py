@@ -139,11 +139,12 @@ def section(args: argparse.Namespace, folder: Path) -> list[str]:
             rows.append([kind, entry["size"], *spread(ours_ms, "{:.1f}"), *spread(bare_ms, "{:.1f}"), f"{extra:.1f}"])
     lines = [
         (f"One study per storage, filled with pre-built finished trials (`study.add_trials`) up to each size, then "
-        f"{args.growth_trials} trials timed in one run of sweeps' trial loop (`run_trials`: ask, slot, heartbeat thread, "
-        "sampling, the duplicate check, tell, the counts, the best trial, the progress line; from one progress line "
-        "to the next), then as many through a bare `study.optimize(n_trials=1)`, on the same study; both sample the quickstart space with "
-        "Optuna's random sampler and train nothing (a trivial objective). Per-trial wall time in ms; 'sweeps "
-        "extra' is the difference of the medians. TPE's own cost, which grows with the study, is left out."),
+        f"{args.growth_trials} trials timed in one run of sweeps' trial loop (`run_trials`: ask, slot, heartbeat "
+        "thread, sampling, the duplicate check, tell, the counts, the best trial, the progress line; from one progress "
+        "line to the next), then as many through a bare `study.optimize(n_trials=1)`, on the same study; both sample "
+        "the quickstart space with Optuna's random sampler and train nothing (a trivial objective). Per-trial wall "
+        "time in ms; 'sweeps extra' is the difference of the medians. TPE's own cost, which grows with the study, is "
+        "left out."),
         "",
     ]
     lines += table(["storage", "finished trials", "sweeps ms: min", "median", "max", "bare Optuna ms: min", "median",

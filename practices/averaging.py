@@ -39,7 +39,9 @@ def swa_start(swa_start_epoch: int | None, max_epochs: int) -> int:
     return math.floor(0.75 * max_epochs) + 1
 
 
-def check_averaging(averaging: str, ema_decay: float, swa_start_epoch: int | None, max_epochs: int | None = None) -> None:
+def check_averaging(
+    averaging: str, ema_decay: float, swa_start_epoch: int | None, max_epochs: int | None = None
+) -> None:
     """Refuses values that no averaging can use, naming the ``trainer.*`` key.
 
     Raises:

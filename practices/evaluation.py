@@ -11,7 +11,9 @@ __all__ = ["per_sample"]
 
 
 @torch.no_grad()
-def per_sample(model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+def per_sample(
+    model: nn.Module, X: torch.Tensor, y: torch.Tensor, batch_size: int = 4096
+) -> tuple[np.ndarray, np.ndarray]:
     """Each sample's cross-entropy and whether its prediction is right, in eval mode.
 
     Returns:

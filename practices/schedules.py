@@ -41,7 +41,8 @@ def plateau(
     optimizer: Optimizer, factor: float = 0.5, patience: int = 3, mode: str = "max", min_lr: float = 0.0
 ) -> lr_scheduler.ReduceLROnPlateau:
     """Multiply the learning rate by ``factor`` once the validation metric has not improved for
-    ``patience`` epochs. ``mode`` is ``max`` (or ``maximize``) for a metric to maximize, ``min`` (``minimize``) otherwise.
+    ``patience`` epochs. ``mode`` is ``max`` (or ``maximize``) for a metric to maximize, ``min``
+    (``minimize``) otherwise.
     """
     modes = {"max": "max", "maximize": "max", "min": "min", "minimize": "min"}
     if mode not in modes:

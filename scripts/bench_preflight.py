@@ -110,8 +110,9 @@ def main() -> int:
     command = "PYTHONPATH=. python scripts/bench_preflight.py " + " ".join(
         [f"--trials {args.trials}", f"--repeats {args.repeats}", *args.overrides])
     text = "\n".join(table) + (
-        f"\n\nPer trial (medians over all repeats): trial wall time {wall:.2f} s; preflight {seconds['no cache'] * 1e3:.0f} ms "
-        f"without the cache; with it {statistics.median(hit) * 1e3 if hit else float('nan'):.0f} ms on a cache hit and "
+        f"\n\nPer trial (medians over all repeats): trial wall time {wall:.2f} s; "
+        f"preflight {seconds['no cache'] * 1e3:.0f} ms without the cache; "
+        f"with it {statistics.median(hit) * 1e3 if hit else float('nan'):.0f} ms on a cache hit and "
         f"{statistics.median(miss) * 1e3 if miss else float('nan'):.0f} ms on a miss "
         f"({len(miss)} misses in {len(rows_all['cache'])} trials).\n\n"
         f"Measured with `{command}` on {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores, "

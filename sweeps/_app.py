@@ -179,9 +179,9 @@ def _validate(args: Any) -> _Plan:
             raise ConfigError(f"run #{number} of {len(combinations)} ({run.label}): {exc}") from None
         study = (exp.cfg.sweep.storage, exp.study_name)
         if study in studies:
-            raise ConfigError(f"runs #{studies[study]} and #{number} of the multirun would both run study {study[1]!r} "
-                              f"in {study[0]}; leave sweep.study_name null (each run then gets <experiment>-<swept values>) "
-                              "or sweep a list of names")
+            raise ConfigError(f"runs #{studies[study]} and #{number} of the multirun would both run study "
+                              f"{study[1]!r} in {study[0]}; leave sweep.study_name null (each run then gets "
+                              "<experiment>-<swept values>) or sweep a list of names")
         studies[study] = number
         run.prepared = (exp, data) if len(combinations) == 1 else None  # data for one run at a time in memory
         runs.append(run)

@@ -53,9 +53,11 @@ class Built:
     def __init__(self, cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -> None:
         self.device = _make("trainer", cfg, lambda: resolve_device(cfg.trainer.device))
         torch.manual_seed(seed)
-        model = _make("model", cfg, lambda: instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes, _convert_="all"))
+        model = _make("model", cfg,
+                      lambda: instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes, _convert_="all"))
         self.model = model.to(self.device)
-        self.optimizer = _make("optimizer", cfg, lambda: instantiate(cfg.optimizer, _convert_="all")(self.model.parameters()))
+        self.optimizer = _make("optimizer", cfg,
+                               lambda: instantiate(cfg.optimizer, _convert_="all")(self.model.parameters()))
         self.scheduler = _make("schedule", cfg, lambda: instantiate(cfg.schedule, _convert_="all")(self.optimizer))
 
 

@@ -267,7 +267,10 @@ def validate_structure(cfg: DictConfig) -> None:
         0.0 <= sweep.max_failure_rate <= 1.0,
         f"sweep.max_failure_rate must be in [0, 1], got {sweep.max_failure_rate}",
     )
-    _require(sweep.timeout is None or sweep.timeout > 0, f"sweep.timeout must be > 0 seconds or null, got {sweep.timeout}")
+    _require(
+        sweep.timeout is None or sweep.timeout > 0,
+        f"sweep.timeout must be > 0 seconds or null, got {sweep.timeout}",
+    )
     if cfg.get("stages") is not None:
         parse_stages(OmegaConf.to_container(cfg.stages, resolve=True))
     elif sweep.stage is not None:
@@ -277,10 +280,14 @@ def validate_structure(cfg: DictConfig) -> None:
         sweep.trials_per_worker is None or sweep.trials_per_worker >= 1,
         f"sweep.trials_per_worker must be >= 1 or null, got {sweep.trials_per_worker}",
     )
-    _require(sweep.heartbeat_interval >= 1, f"sweep.heartbeat_interval must be >= 1 second, got {sweep.heartbeat_interval}")
+    _require(
+        sweep.heartbeat_interval >= 1,
+        f"sweep.heartbeat_interval must be >= 1 second, got {sweep.heartbeat_interval}",
+    )
     _require(
         sweep.grace_period is None or sweep.grace_period > sweep.heartbeat_interval,
-        f"sweep.grace_period must exceed sweep.heartbeat_interval ({sweep.heartbeat_interval}), got {sweep.grace_period}",
+        f"sweep.grace_period must exceed sweep.heartbeat_interval ({sweep.heartbeat_interval}), "
+        f"got {sweep.grace_period}",
     )
     _require(sweep.stale_retries >= 0, f"sweep.stale_retries must be >= 0, got {sweep.stale_retries}")
     _require(trainer.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {trainer.max_epochs}")
@@ -328,7 +335,8 @@ def direction_of(sweep: Any) -> str:
     if sweep.direction is None:
         return wanted
     _require(sweep.direction in DIRECTIONS,
-             f"sweep.direction must be one of {list(DIRECTIONS)} or null (follows sweep.metric), got {sweep.direction!r}")
+             f"sweep.direction must be one of {list(DIRECTIONS)} or null (follows sweep.metric), "
+             f"got {sweep.direction!r}")
     _require(sweep.direction == wanted,
              f"sweep.direction={sweep.direction} contradicts sweep.metric={sweep.metric}, which is best when it is "
              f"{'high' if wanted == 'maximize' else 'low'}: use sweep.direction={wanted}, or null (follows the metric)")

@@ -59,7 +59,8 @@ class Dataset:
     def train_val(self) -> TrainVal:
         """Tensors of the training and validation samples, the test samples left out."""
         tensor = lambda a: torch.from_numpy(a.copy())  # noqa: E731
-        return TrainVal(tensor(self.X_train), tensor(self.y_train), tensor(self.X_val), tensor(self.y_val), self.n_classes)
+        return TrainVal(tensor(self.X_train), tensor(self.y_train), tensor(self.X_val), tensor(self.y_val),
+                        self.n_classes)
 
 
 @dataclasses.dataclass
@@ -111,7 +112,8 @@ class Experiment:
         return {
             "base": base,
             "choices": self.choices,
-            "options": {g: {o: OmegaConf.to_container(n, resolve=False) for o, n in opts.items()} for g, opts in self.options.items()},
+            "options": {g: {o: OmegaConf.to_container(n, resolve=False) for o, n in opts.items()}
+                        for g, opts in self.options.items()},
         }
 
     @classmethod
@@ -135,7 +137,8 @@ class Experiment:
         drop = bool(OmegaConf.select(self.cfg, "vault.drop_duplicates", default=False))
         sealed, duplicates, n_dropped = seal_test(X, y, split, drop_duplicates=drop)
         n_classes = int(y.max()) + 1
-        return Dataset(X[split.train], y[split.train], X[split.val], y[split.val], n_classes, sealed, duplicates, n_dropped)
+        return Dataset(X[split.train], y[split.train], X[split.val], y[split.val], n_classes, sealed, duplicates,
+                       n_dropped)
 
 
 def _standardizes(cfg: DictConfig) -> bool:
@@ -173,8 +176,8 @@ def _load_arrays(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray]:
         raise ConfigError(f"data ({target}): class labels must be 0..{n_classes - 1} with every class present; no "
                           f"sample has label {missing[:10].tolist()}")
     if counts.min() < 3:
-        raise ConfigError(f"data ({target}): class {int(counts.argmin())} has {int(counts.min())} sample(s); each class "
-                          "needs at least 3, one for each of the train, validation and test splits")
+        raise ConfigError(f"data ({target}): class {int(counts.argmin())} has {int(counts.min())} sample(s); "
+                          "each class needs at least 3, one for each of the train, validation and test splits")
     return X, y
 
 
@@ -200,13 +203,15 @@ def _split(y: np.ndarray, split_cfg: DictConfig) -> Split:
                               f"least one sample per class: use {key} >= {_at_least(low):g}")
     if n_rest - n_val < n_classes:
         raise ConfigError(f"split.val_fraction + split.test_fraction = {val_fraction + test_fraction:g} leaves "
-                          f"{n_rest - n_val} of {n} samples for training, fewer than the {n_classes} classes; lower them")
+                          f"{n_rest - n_val} of {n} samples for training, fewer than the {n_classes} classes; "
+                          "lower them")
     try:
         split = split_indices(y, val_fraction=val_fraction, test_fraction=test_fraction, seed=split_cfg.seed)
     except ValueError as exc:  # scikit-learn's own conditions on stratification
         raise ConfigError(f"split (val_fraction={val_fraction}, test_fraction={test_fraction}, seed={split_cfg.seed}) "
                           f"cannot be cut: {exc}") from None
-    for name, key, index in (("validation", "split.val_fraction", split.val), ("test", "split.test_fraction", split.test),
+    for name, key, index in (("validation", "split.val_fraction", split.val),
+                             ("test", "split.test_fraction", split.test),
                              ("train", "split.val_fraction + split.test_fraction", split.train)):
         absent = sorted(set(range(n_classes)) - set(np.unique(y[index]).tolist()))
         if absent:
@@ -314,7 +319,8 @@ def _build_cached(cfg: DictConfig, data: Dataset, sample: torch.Tensor, built: d
         built[optimizer_key] = make
     if schedule_key not in built:
         optimizer = built[optimizer_key](model.parameters())  # a fresh one: a schedule changes its optimizer's lr
-        built[schedule_key] = _instantiate("schedule", cfg, lambda: instantiate(cfg.schedule, _convert_="all")(optimizer))
+        built[schedule_key] = _instantiate("schedule", cfg,
+                                           lambda: instantiate(cfg.schedule, _convert_="all")(optimizer))
 
 
 def _instantiate(group: str, cfg: DictConfig, make: Any) -> Any:

@@ -116,11 +116,13 @@ def _end_interrupted(study: optuna.Study, storage: optuna.storages.BaseStorage, 
         return  # failed as stale meanwhile: the stale-trial callback queued its retry
     frozen = storage.get_trial(trial_id)
     fixed = frozen.system_attrs.get("fixed_params")
-    seed = frozen.user_attrs.get("seed", trial_seed(study_seed, frozen.number))  # recorded after sampling; else the one it would get
+    # Recorded after sampling; else the one it would get.
+    seed = frozen.user_attrs.get("seed", trial_seed(study_seed, frozen.number))
     study.add_trial(optuna.trial.create_trial(
         state=TrialState.WAITING, params=frozen.params, distributions=frozen.distributions,
         user_attrs={"retry_of": frozen.number, "seed": seed,
-                    **{k: v for k, v in frozen.user_attrs.items() if k.startswith("select.")}},  # a linked trial's source
+                    # a linked trial's source
+                    **{k: v for k, v in frozen.user_attrs.items() if k.startswith("select.")}},
         system_attrs={"fixed_params": fixed} if fixed else {},
     ))
 

@@ -207,8 +207,8 @@ def render_note(
     if stats:
         lines += ["### Layers (medians over sampled steps)", "",
                   "| layer | gradient norm | update ratio | dead units | saturated |", "|---|---|---|---|---|"]
-        lines += [f"| {literal(s.layer, in_table=True)} | {_number(s.grad_norm)} | {_number(s.update_ratio)} | {_number(s.dead_fraction)} "
-                  f"| {_number(s.saturated_fraction)} |" for s in stats]
+        lines += [f"| {literal(s.layer, in_table=True)} | {_number(s.grad_norm)} | {_number(s.update_ratio)} "
+                  f"| {_number(s.dead_fraction)} | {_number(s.saturated_fraction)} |" for s in stats]
         lines.append("")
     if artifacts:
         lines += ["### Artifacts", ""]

@@ -274,7 +274,8 @@ def finish(exp: Experiment, study: optuna.Study, linked: optuna.Study, say: Say)
         values = [trial.value, *(r.value if r.state == TrialState.COMPLETE else None for r in extra)]
         rows.append({"trial": trial.number, "params": trial.params, "rank_by_value": rank_by_value,
                      "seeds": [trial.user_attrs.get("seed"), *(r.user_attrs.get("seed") for r in extra)],
-                     "values": values, "runs": [[study.study_name, trial.number], *([linked.study_name, r.number] for r in extra)],
+                     "values": values,
+                     "runs": [[study.study_name, trial.number], *([linked.study_name, r.number] for r in extra)],
                      "median": median_or_worst(values, maximize)})
     sign = -1.0 if maximize else 1.0
     rows.sort(key=lambda r: (sign * r["median"], r["rank_by_value"]))  # ties: the better single run
@@ -287,7 +288,8 @@ def finish(exp: Experiment, study: optuna.Study, linked: optuna.Study, say: Say)
                     "p_wilcoxon": _finite(comparison.p_wilcoxon) if comparison else None,
                     "p_mannwhitney": _finite(comparison.p_mannwhitney) if comparison else None,
                     "median": _finite(row["median"])})
-    result = {"linked_study": linked.study_name, "metric": exp.cfg.sweep.metric, "direction": study.direction.name.lower(),
+    result = {"linked_study": linked.study_name, "metric": exp.cfg.sweep.metric,
+              "direction": study.direction.name.lower(),
               "top_k": settings.top_k, "n_seeds": settings.n_seeds,
               "extra_seeds": [extra_seed(exp.cfg.sweep.seed, j) for j in indices],
               "n_finished": count_trials(study)[0], "winner": winner["trial"], "best_trial": top[0].number,
@@ -322,8 +324,8 @@ def _describe(result: dict[str, Any]) -> str:
             f"{len(winner['values'])} seeds; best single run: trial {result['best_trial']})")
     if len(rows) > 1:
         runner = rows[1]
-        text += (f"; runner-up trial {runner['trial']} median {_fmt(runner['median'])}, effect {_fmt(runner['effect'])}, "
-                 f"Wilcoxon p={_fmt(runner['p_wilcoxon'], '.3g')}")
+        text += (f"; runner-up trial {runner['trial']} median {_fmt(runner['median'])}, "
+                 f"effect {_fmt(runner['effect'])}, Wilcoxon p={_fmt(runner['p_wilcoxon'], '.3g')}")
     return text
 
 
@@ -435,7 +437,8 @@ def note_section(study: optuna.Study) -> str:
         config = ", ".join(f"{md_escape(k)}={md_escape(v)}" for k, v in row["params"].items())
         values = ", ".join(_fmt(v) for v in row["values"])
         lines.append(f"| {row['rank']} | {row['trial']} | {config} | {values} | {_fmt(row['median'])} | "
-                     f"{_fmt(row['effect'])} | {_fmt(row['p_wilcoxon'], '.3g')} | {_fmt(row['p_mannwhitney'], '.3g')} |")
+                     f"{_fmt(row['effect'])} | {_fmt(row['p_wilcoxon'], '.3g')} | "
+                     f"{_fmt(row['p_mannwhitney'], '.3g')} |")
     reading = (f"Effect: the winner's median advantage over the runner-up, paired by seed, in {metric}. With "
                f"{n_values} seeds the smallest two-sided Wilcoxon p-value is {2 / 2 ** n_values:.3g}: a large p "
                "says the seeds cannot tell the two apart, not that they are equal.")

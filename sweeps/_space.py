@@ -146,9 +146,11 @@ class SearchSpace:
         counts as its low end, its last as its high end. No duplicates."""
         contexts = [(f", search.{g.group}={o}", {g.group: o}, ps) for g in self.groups for o, ps in g.options.items()]
         probes = [Probe(f"search.{g.group}={o}", {g.group: o}, {}) for g in self.groups for o in g.options]
-        probes += [Probe(f"{self.search_key(p)}={v!r}", {}, {p.key: v}) for p in self.params for v in _ends(p.distribution)]
+        probes += [Probe(f"{self.search_key(p)}={v!r}", {}, {p.key: v})
+                   for p in self.params for v in _ends(p.distribution)]
         for suffix, choices, own in contexts or [("", {}, ())]:
-            probes += [Probe(f"{self.search_key(p)}={v!r}", choices, {p.key: v}) for p in own for v in _ends(p.distribution)]
+            probes += [Probe(f"{self.search_key(p)}={v!r}", choices, {p.key: v})
+                       for p in own for v in _ends(p.distribution)]
             ends = {p.key: _low_high(p.distribution) for p in (*self.params, *own)}
             if len(ends) < 2:
                 continue
@@ -230,7 +232,9 @@ def _distribution(where: str, spec: Any) -> BaseDistribution:
     return IntDistribution(int(low), int(high), log=log, step=1 if step is None else int(step))
 
 
-def compile_space(search: Mapping[str, Any], base: DictConfig, options: Mapping[str, Mapping[str, DictConfig]]) -> SearchSpace:
+def compile_space(
+    search: Mapping[str, Any], base: DictConfig, options: Mapping[str, Mapping[str, DictConfig]]
+) -> SearchSpace:
     """Compiles ``search`` against the composed ``base`` config.
 
     Args:
@@ -254,7 +258,8 @@ def compile_space(search: Mapping[str, Any], base: DictConfig, options: Mapping[
             continue
         if key.split(".")[0] in searched_groups:
             group = key.split(".")[0]
-            raise ConfigError(f"{where}: {group} is searched as a group; put its keys under search.{group}.options.<option>")
+            raise ConfigError(f"{where}: {group} is searched as a group; "
+                              f"put its keys under search.{group}.options.<option>")
         if not _has_key(base, key):
             raise ConfigError(f"{where}: no config key {key!r} in the composed config")
         params.append(Param(key, key, _distribution(where, spec)))
@@ -299,7 +304,10 @@ def _compile_group(group: str, spec: Mapping[str, Any], nodes: Mapping[str, Dict
 
 
 def config_for(
-    base: DictConfig, options: Mapping[str, Mapping[str, DictConfig]], choices: Mapping[str, str], values: Mapping[str, Any]
+    base: DictConfig,
+    options: Mapping[str, Mapping[str, DictConfig]],
+    choices: Mapping[str, str],
+    values: Mapping[str, Any],
 ) -> DictConfig:
     """A resolved copy of ``base`` with the chosen group options swapped in and ``values`` set."""
     cfg = copy.deepcopy(base)

@@ -44,7 +44,9 @@ def _existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study |
         return None
 
 
-def _lr_range(exp: Experiment, dataset: Dataset, storage: optuna.storages.BaseStorage) -> tuple[Experiment, dict | None, LRRangeResult | None]:
+def _lr_range(
+    exp: Experiment, dataset: Dataset, storage: optuna.storages.BaseStorage
+) -> tuple[Experiment, dict | None, LRRangeResult | None]:
     """The first stage with its ``optimizer.lr`` bounds set by an LR range test; a resumed study
     reuses the bounds it recorded, so that its search space stays the same."""
     study = _existing(storage, exp.study_name)
@@ -55,7 +57,8 @@ def _lr_range(exp: Experiment, dataset: Dataset, storage: optuna.storages.BaseSt
         data = dataset.train_val()
         built = build(cfg, data.in_shape, data.n_classes, seed=cfg.sweep.seed)
         make_optimizer = instantiate(cfg.optimizer, _convert_="all")
-        result = lr_range_test(built.model, make_optimizer, classification_loss(data, cfg.trainer.batch_size, cfg.sweep.seed),
+        result = lr_range_test(built.model, make_optimizer,
+                               classification_loss(data, cfg.trainer.batch_size, cfg.sweep.seed),
                                lr_min=1e-5, lr_max=10.0, n_steps=200)
         recorded = {"low": result.low, "high": result.high, "steepest_lr": result.steepest_lr,
                     "min_loss_lr": result.min_loss_lr, "diverged_lr": result.diverged_lr}
@@ -147,7 +150,8 @@ def run_stages(exp: Experiment, dataset: Dataset) -> int:
         if best is None:
             if only is not None and index > [s.name for s in stages].index(only):
                 break
-            raise ConfigError(f"stage {stage.name!r} has no completed trial yet; run it first with sweep.stage={stage.name}")
+            raise ConfigError(f"stage {stage.name!r} has no completed trial yet; "
+                              f"run it first with sweep.stage={stage.name}")
         previous = (stage_exp, best)
         done.append((stage, stage_exp, study))
     if len(done) < len(stages):
@@ -216,7 +220,8 @@ def _write_note(study: optuna.Study, table: Any, winner: str) -> None:
 
     kept = (get_note(study) or "").split(_COMPARISON)[0].rstrip()
     # Stage names and parameter values come from the user's config: literal text, never Markdown.
-    header = "| " + " | ".join(literal(c, in_table=True) for c in table.columns) + " |\n|" + "---|" * len(table.columns) + "\n"
+    header = ("| " + " | ".join(literal(c, in_table=True) for c in table.columns) + " |\n|"
+              + "---|" * len(table.columns) + "\n")
     rows = "".join("| " + " | ".join(literal(v, in_table=True) for v in row) + " |\n"
                    for row in table.itertuples(index=False))
     comparison = f"{_COMPARISON}\n\n{header}{rows}\nOverall winner: {literal(winner)}.\n"
@@ -255,7 +260,8 @@ def staged_vault(exp: Experiment, storage: optuna.storages.BaseStorage) -> Stage
         pick = max if exp.cfg.sweep.direction == "maximize" else min
         found.holder, found.study, _ = pick(bests, key=lambda b: b[2].value)
     elif found.opened is not None:
-        found.holder, found.study = next((stage, study) for stage, study in found.stages if study is found.opened), found.opened
+        found.holder, found.study = (next((stage, study) for stage, study in found.stages if study is found.opened),
+                                     found.opened)
     if found.study is not None:
         found.exp = _recorded_stage(exp, found.study)
     return found

@@ -23,7 +23,9 @@ from sweeps._experiment import Experiment, compile_experiment
 from sweeps._space import flatten_search
 from sweeps._stage_spec import STAGE_KEYS, Stage, parse_stages
 
-__all__ = ["STAGE_KEYS", "Stage", "narrowed", "parse_stages", "stage_experiment", "stage_row", "stage_table", "translated_lr"]
+__all__ = [
+    "STAGE_KEYS", "Stage", "narrowed", "parse_stages", "stage_experiment", "stage_row", "stage_table", "translated_lr",
+]
 
 def translated_lr(best: Mapping[str, Any], lr_scale: float, low: float, high: float) -> float:
     """The previous stage's best learning rate times ``lr_scale``, clipped into [low, high].
@@ -54,7 +56,9 @@ def narrowed(spec: Mapping[str, Any], value: Any) -> dict[str, Any] | None:
     return {**spec, "low": new_low, "high": new_high}
 
 
-def stage_experiment(base: Experiment, stage: Stage, study_name: str, previous: tuple[Experiment, optuna.trial.FrozenTrial] | None) -> Experiment:
+def stage_experiment(
+    base: Experiment, stage: Stage, study_name: str, previous: tuple[Experiment, optuna.trial.FrozenTrial] | None
+) -> Experiment:
     """The experiment of one stage: the base config with the stage's optimizer, its search, and the
     previous stage's best non-optimizer settings fixed (or narrowed around)."""
     cfg = copy.deepcopy(base.cfg)
@@ -76,7 +80,9 @@ def stage_experiment(base: Experiment, stage: Stage, study_name: str, previous: 
     return exp
 
 
-def _carry(cfg: DictConfig, choices: dict[str, str], stage: Stage, prev: Experiment, best: optuna.trial.FrozenTrial) -> dict[str, Any]:
+def _carry(
+    cfg: DictConfig, choices: dict[str, str], stage: Stage, prev: Experiment, best: optuna.trial.FrozenTrial
+) -> dict[str, Any]:
     """Applies the previous best's non-optimizer settings to ``cfg``; returns narrowed specs."""
     prev_choices, prev_values = prev.space.assignments(best.params)
     for group, option in prev_choices.items():

@@ -78,6 +78,7 @@ def bootstrap_mean_ci(values: np.ndarray, confidence: float = 0.95, n_resamples:
     if len(values) < 2 or np.all(values == values[0]):
         return float(values.mean()), float(values.mean())  # nothing to resample: the interval is the point
     result = stats.bootstrap((values,), np.mean, n_resamples=n_resamples, confidence_level=confidence,
-                             method="percentile", rng=np.random.default_rng(seed), batch=max(1, 2_000_000 // len(values)))
+                             method="percentile", rng=np.random.default_rng(seed),
+                             batch=max(1, 2_000_000 // len(values)))
     interval = result.confidence_interval
     return float(interval.low), float(interval.high)

@@ -325,7 +325,9 @@ def open_storage(
         raise StorageError(f"sweep.storage {mask(storage)!r} cannot be opened: {mask_text(str(exc))}") from None
 
 
-def _open(storage: str, heartbeat_interval: int, grace_period: int | None, max_retry: int) -> optuna.storages.BaseStorage:
+def _open(
+    storage: str, heartbeat_interval: int, grace_period: int | None, max_retry: int
+) -> optuna.storages.BaseStorage:
     grace = grace_period or 2 * heartbeat_interval
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)

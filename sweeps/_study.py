@@ -20,13 +20,17 @@ from sweeps._experiment import Experiment
 from sweeps._storage import mask
 from sweeps._trials import FINISHED, count_trials, end_reason, retried_numbers
 
-__all__ = ["FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner", "open_study", "recorded_experiment", "strategy_notices", "versions", "git_commit"]
+__all__ = [
+    "FINISHED", "count_trials", "end_reason", "retried_numbers", "config_fingerprint", "make_sampler", "make_pruner",
+    "open_study", "recorded_experiment", "strategy_notices", "versions", "git_commit",
+]
 
 # Keys that steer a run but do not change what a trial computes: they may differ on resume.
 RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
             "sweep.sampler", "sweep.pruner",
             "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers", "sweep.stage", "sweep.trials_per_worker",
-            "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries", "trainer.device", "trainer.num_threads",
+            "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries",
+            "trainer.device", "trainer.num_threads",
             # What the monitor samples, keeps and shows; its patience and divergence handling do count.
             "monitor.every_n_steps", "monitor.checkpoints", "monitor.plots", "monitor.print_diagnoses",
             "vault.reopen", "vault.final_model", "vault.auto_open",
@@ -96,7 +100,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     # group=True samples conditional parameters jointly within each option's subspace.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True, n_startup_trials=8)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
+                                          n_startup_trials=8)
 
 
 def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
@@ -170,9 +175,9 @@ def strategy_notices(study: optuna.Study, exp: Experiment, n_finished: int) -> l
         if before is None or before == now:
             continue
         if n_finished >= sweep.n_trials:
-            lines.append(f"note: sweep.{key}={now} is ignored: study {name!r} ran with {key} {before} and already holds "
-                         f"its {sweep.n_trials} trials, so no trial runs; raise sweep.n_trials to run more with {now}, "
-                         f"or start a new study with sweep.study_name={name}-2")
+            lines.append(f"note: sweep.{key}={now} is ignored: study {name!r} ran with {key} {before} and already "
+                         f"holds its {sweep.n_trials} trials, so no trial runs; raise sweep.n_trials to run more with "
+                         f"{now}, or start a new study with sweep.study_name={name}-2")
             continue
         lines.append(f"note: sweep.{key} changed from {before} to {now}: the {n_finished} finished trials ran with "
                      f"{before}, the remaining {sweep.n_trials - n_finished} use {now}")
@@ -209,7 +214,8 @@ def _check_direction(study: optuna.Study, exp: Experiment) -> None:
     sweep = exp.cfg.sweep
     if study.direction.name.lower() != sweep.direction:
         raise ConfigError(f"sweep.direction is {sweep.direction!r} (sweep.metric={sweep.metric}) but study "
-                          f"{study.study_name!r} was created to {study.direction.name.lower()}; {_fresh(study.study_name)}")
+                          f"{study.study_name!r} was created to {study.direction.name.lower()}; "
+                          f"{_fresh(study.study_name)}")
 
 
 def _check_unchanged(study: optuna.Study, exp: Experiment, record: dict[str, Any]) -> None:

@@ -26,8 +26,8 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 __all__ = [
-    "FINISHED", "INTERRUPTED", "SURPLUS", "RunningTally", "Tally", "count_trials", "end_reason", "holds_slot", "retried_numbers",
-    "tally",
+    "FINISHED", "INTERRUPTED", "SURPLUS", "RunningTally", "Tally", "count_trials", "end_reason", "holds_slot",
+    "retried_numbers", "tally",
 ]
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)

@@ -59,7 +59,9 @@ __all__ = [
     "open_vault", "open_when_due", "describe_result", "vault_summary",
 ]
 
-SEAL, DUPLICATES, RESULT, AUDIT, CLAIMS = "vault.seal", "vault.duplicates", "vault.result", "vault.audit", "vault.claims"
+SEAL, DUPLICATES, RESULT, AUDIT, CLAIMS = (
+    "vault.seal", "vault.duplicates", "vault.result", "vault.audit", "vault.claims"
+)
 STATE = "vault"  # the short user attr
 CHECKPOINT_ATTR = "artifact.best_checkpoint"
 # The key of every SealedTest this process seals: only this module opens the test split.
@@ -83,7 +85,9 @@ def _who() -> dict[str, Any]:
     return {"at": _now(), "host": socket.gethostname(), "pid": os.getpid()}
 
 
-def seal_test(X: np.ndarray, y: np.ndarray, split: Split, *, drop_duplicates: bool) -> tuple[SealedTest, Duplicates, int]:
+def seal_test(
+    X: np.ndarray, y: np.ndarray, split: Split, *, drop_duplicates: bool
+) -> tuple[SealedTest, Duplicates, int]:
     """Seals the test split of ``split``: ``(sealed test split, duplicates found, number dropped)``.
 
     Raises:
@@ -165,7 +169,8 @@ class Vault:
         result, claims = self.result, self.claims()
         if result and claims and result.get("opening") == claims[-1]["opening"]:
             metrics = ", ".join(f"{k} {v:.4f}" for k, v in result["test"].items())
-            text = f"opened #{result['opening']}{' FORCED' if result.get('forced') else ''}: {metrics} (trial {result['trial']})"
+            text = (f"opened #{result['opening']}{' FORCED' if result.get('forced') else ''}: {metrics} "
+                    f"(trial {result['trial']})")
         elif claims:
             text = f"claimed #{claims[-1]['opening']}, no result yet"
         else:
@@ -251,12 +256,15 @@ def refuse_tuning_after_opening(vault: Vault, reopen: bool, n_finished: int, n_t
             f"set, which spoils the estimate; start a new study (sweep.study_name={vault.study.study_name}-2), or "
             "force it with vault.reopen=true (recorded in the study's audit list and flagged in every export)"
         )
-    vault.append_audit({"event": "tuning_after_opening", "forced": True, "n_finished": n_finished, "n_trials": n_trials})
+    vault.append_audit({"event": "tuning_after_opening", "forced": True, "n_finished": n_finished,
+                        "n_trials": n_trials})
     say(f"WARNING: {_recorded(vault)}; tuning on ({n_finished} -> {n_trials} trials) because vault.reopen=true: "
         "recorded in the audit list; a later test score is no longer an honest estimate")
 
 
-def _final_model(best: FrozenTrial, exp: Experiment, data: Dataset, storage: str, mode: str, say: Say) -> tuple[torch.nn.Module, dict[str, Any]]:
+def _final_model(
+    best: FrozenTrial, exp: Experiment, data: Dataset, storage: str, mode: str, say: Say
+) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The best trial's final model: its checkpoint (``mode=checkpoint``, where saved) or a retrain."""
     cfg = exp.config(best.params)
     seed = best.user_attrs.get("seed", trial_seed(cfg.sweep.seed, best.number))
@@ -286,7 +294,8 @@ def retrain_config(cfg: DictConfig, epochs: int) -> DictConfig:
     interpolations of max_epochs (a cosine schedule's length) were resolved already and keep the
     trial's value, and SWA keeps the trial's window (its default start is a share of max_epochs)."""
     if OmegaConf.select(cfg, "trainer.averaging", default="none") == "swa":
-        cfg.trainer.swa_start_epoch = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch"), cfg.trainer.max_epochs)
+        cfg.trainer.swa_start_epoch = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch"),
+                                                cfg.trainer.max_epochs)
     cfg.trainer.max_epochs = epochs
     return cfg
 
@@ -327,7 +336,9 @@ def _claim(vault: Vault, opening: int, forced: bool) -> None:
     vault.label()
 
 
-def open_vault(study: optuna.Study, exp: Experiment, data: Dataset, storage: str, *, reopen: bool, say: Say) -> dict[str, Any]:
+def open_vault(
+    study: optuna.Study, exp: Experiment, data: Dataset, storage: str, *, reopen: bool, say: Say
+) -> dict[str, Any]:
     """Claims the vault, builds the best trial's final model and evaluates it on the test split once.
 
     Returns:
@@ -396,7 +407,8 @@ def open_when_due(study: optuna.Study, exp: Experiment, data: Dataset, storage: 
         say(f"{not_yet}: {n_finished} of {cfg.sweep.n_trials} trials finished")
         return None
     if exp.stage_of is not None:
-        say(f"{not_yet}: staged experiment {exp.stage_of!r} opens it once, after its last stage, for the overall winner")
+        say(f"{not_yet}: staged experiment {exp.stage_of!r} opens it once, after its last stage, "
+            "for the overall winner")
         return None
     if not cfg.vault.auto_open:
         say(f"{not_yet} (vault.auto_open=false); open it with: {_open_command(exp)}")
@@ -480,7 +492,8 @@ def _write_note(vault: Vault) -> None:
         lines += ["", f"**FORCED** ({len(vault.forced)} times, vault.reopen=true): the vault was opened more than once "
                       "or tuning went on after an opening; the test score is no longer an honest estimate."]
     lines += ["", "### Audit", ""]
-    lines += [f"- {e['at']} {e['event']}" + (" (forced)" if e.get("forced") else "") + f" by {literal(e['host'])} (pid {e['pid']})"
+    lines += [f"- {e['at']} {e['event']}" + (" (forced)" if e.get("forced") else "")
+              + f" by {literal(e['host'])} (pid {e['pid']})"
               for e in vault.audit]
     selection = note_section(vault.study)
     save_note(vault.study, "\n".join(lines) + "\n" + (f"\n{selection}" if selection else ""))

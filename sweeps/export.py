@@ -41,7 +41,8 @@ def _export(args: argparse.Namespace) -> int:
     probe_storage(args.storage, key="--storage")
     file = storage_file(args.storage)
     if file is not None and not file.exists():  # opening it would create an empty one
-        raise ConfigError(f"--storage {mask(args.storage)!r}: no file at {str(file)!r}; name the storage the sweep used")
+        raise ConfigError(f"--storage {mask(args.storage)!r}: no file at {str(file)!r}; "
+                          "name the storage the sweep used")
     storage = open_storage(args.storage)
     names = [s.study_name for s in optuna.study.get_all_study_summaries(storage) if ".vault-" not in s.study_name]
     if args.study not in names:
@@ -50,7 +51,8 @@ def _export(args: argparse.Namespace) -> int:
     if recorded_experiment(study) is None:
         raise ConfigError(f"--study: {args.study!r} was not created by sweeps (no 'experiment' attribute)")
     exported = export_study(study, args.storage, args.out)
-    print(f"wrote {exported.trials_csv}" + (f" and {exported.best_yaml}" if exported.best_yaml else " (no completed trial: no best.yaml)"))
+    print(f"wrote {exported.trials_csv}"
+          + (f" and {exported.best_yaml}" if exported.best_yaml else " (no completed trial: no best.yaml)"))
     return 0
 
 

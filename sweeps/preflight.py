@@ -45,7 +45,8 @@ def _check(args: list[str]) -> int:
     results = run_checks(cfg, data)
     for r in results:
         where = f"  at {r.where}" if r.where else ""
-        print(f"  {r.name:<10} {'pass' if r.passed else 'FAIL':<5} {r.value:<10.4g} threshold {r.threshold:<8.4g}{where}")
+        print(f"  {r.name:<10} {'pass' if r.passed else 'FAIL':<5} {r.value:<10.4g} "
+              f"threshold {r.threshold:<8.4g}{where}")
     for r in results:
         print(f"  {r.name}: {r.advice}")
     failed = [r.name for r in results if not r.passed]

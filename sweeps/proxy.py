@@ -74,7 +74,8 @@ def _check(args: argparse.Namespace) -> None:
             pass  # free now; gRPC binds with SO_REUSEPORT, which would share a port held by another proxy
     except OSError as exc:
         raise ConfigError(f"--host {args.host} --port {args.port}: cannot listen there "
-                          f"({os.strerror(exc.errno) if exc.errno else exc}); choose another port or stop what holds it") from None
+                          f"({os.strerror(exc.errno) if exc.errno else exc}); choose another port or stop what "
+                          "holds it") from None
 
 
 def _stop_on_sigterm(signum: int, frame: FrameType | None) -> None:

@@ -85,7 +85,8 @@ def status(overrides: Sequence[str]) -> int:
     if vault.result:
         print(f"result: {describe_result(vault.result)}")
     if vault.forced:
-        print(f"FORCED actions: {len(vault.forced)} (vault.reopen=true): the test score is no longer an honest estimate")
+        print(f"FORCED actions: {len(vault.forced)} (vault.reopen=true): "
+              "the test score is no longer an honest estimate")
     print("audit:")
     for event in vault.audit:
         extra = " (forced)" if event.get("forced") else ""
@@ -107,12 +108,13 @@ def _staged_status(exp, found):
         best = _best(study)
         text = f"best {metric}={best.value:.4f} (trial {best.number})" if best else "no completed trial"
         n_finished = len([t for t in study.get_trials(deepcopy=False) if t.state.is_finished()])
-        print(f"  stage {stage.name}: study {study.study_name!r}, {n_finished} of {stage.n_trials} trials finished, {text}")
+        print(f"  stage {stage.name}: study {study.study_name!r}, {n_finished} of {stage.n_trials} trials finished, "
+              f"{text}")
     if found.study is None:
         print("vault: sealed; it opens once, for the overall winner, after every stage has a completed trial")
         return None, None
-    print(f"the vault of stage {found.holder.name!r} (" + ("opened" if found.study is found.opened else "overall winner")
-          + "):")
+    print(f"the vault of stage {found.holder.name!r} ("
+          + ("opened" if found.study is found.opened else "overall winner") + "):")
     return found.exp, found.study
 
 

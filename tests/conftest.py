@@ -41,7 +41,8 @@ def postgres_url():
         with admin.connect() as conn:
             conn.execute(sqlalchemy.text("SELECT 1"))
     except Exception as exc:  # any driver error means: no server to test against
-        reason = f"PostgreSQL not reachable at {mask(POSTGRES_URL)} ({type(exc).__name__}); set SWEEPS_TEST_POSTGRES_URL"
+        reason = (f"PostgreSQL not reachable at {mask(POSTGRES_URL)} ({type(exc).__name__}); "
+                  "set SWEEPS_TEST_POSTGRES_URL")
         if os.environ.get("SWEEPS_REQUIRE_SERVICES") == "1":
             pytest.fail(reason)
         pytest.skip(reason)

@@ -9,4 +9,6 @@ from practices.checks.gradient import gradient_check
 from practices.checks.init_loss import guessing_losses, init_loss_check
 from practices.checks.overfit import overfit_check
 
-__all__ = ["CheckResult", "class_covering_subset", "gradient_check", "guessing_losses", "init_loss_check", "overfit_check"]
+__all__ = [
+    "CheckResult", "class_covering_subset", "gradient_check", "guessing_losses", "init_loss_check", "overfit_check",
+]

@@ -80,8 +80,8 @@ def init_loss_check(
                            f"initial loss {value:.4g} matches guessing (ln(C) = {uniform:.4g})", details)
     if not math.isfinite(value) or value > high:
         advice = (f"the untrained network's loss {value:.4g} is far above guessing (ln({n_classes}) = {uniform:.4g}): "
-                  f"its initial outputs are overconfident; scale down the initialization of the last layer ({where}), check "
-                  "the loss takes logits (no softmax before cross-entropy) and the inputs are normalized")
+                  f"its initial outputs are overconfident; scale down the initialization of the last layer ({where}), "
+                  "check the loss takes logits (no softmax before cross-entropy) and the inputs are normalized")
     else:
         advice = (f"the untrained network's loss {value:.4g} is far below guessing (prior entropy {entropy:.4g}): "
                   "the labels may leak into the inputs, or the loss is not cross-entropy over the classes")

@@ -181,7 +181,8 @@ class Recorder:
     def add_activations(self, sample: Sample) -> None:
         record = self.record
         for label, value in sample.activations.items():
-            (record.dead_fractions if label in record.dead_fractions else record.saturated_fractions)[label].append(value)
+            (record.dead_fractions if label in record.dead_fractions
+             else record.saturated_fractions)[label].append(value)
 
     def end_epoch(self) -> None:
         """Moves the epoch's step losses into the record (one device sync an epoch)."""

@@ -37,7 +37,8 @@ def _numbers(row: list[str]) -> list[float]:
 def written(tmp_path_factory) -> tuple[Path, dict[str, list[list[str]]]]:
     out = tmp_path_factory.mktemp("bench") / "benchmarks.md"
     # The storage sections have their own smoke test (test_storage_benchmarks.py).
-    command = [sys.executable, "-m", "benchmarks", "--quick", "--skip", "hos,workers,threads,growth,scaling", "--out", str(out)]
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--skip", "hos,workers,threads,growth,scaling",
+               "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     return out, _sections(out.read_text())
@@ -180,7 +181,8 @@ def test_recipe_fixes_what_the_experiment_fixes(name):
     assert cfg.trainer.batch_size == r.batch_size or "batch_size" in cfg.search.trainer
     assert cfg.search.schedule.options.cosine.warmup_epochs.high == r.cosine_warmup_high
     if name == "mnist1d_cnn":  # the samples recipes._mnist1d generates
-        assert (cfg.data.num_samples, cfg.data.seed, cfg.data.final_seq_length, cfg.data.shuffle_seq) == (6000, 42, 40, False)
+        assert (cfg.data.num_samples, cfg.data.seed, cfg.data.final_seq_length,
+                cfg.data.shuffle_seq) == (6000, 42, 40, False)
 
 
 @pytest.mark.parametrize("params", [

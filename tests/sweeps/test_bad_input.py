@@ -68,7 +68,8 @@ STORAGE = [
     case("grpc-without-port", [*QUICK, "sweep.storage=grpc://127.0.0.1"], "sweep.storage"),
     case("export-server-unreachable", ["--storage", NO_SERVER, "--study", "q"], "--storage", EXIT_STORAGE, "export"),
     case("export-driver-not-installed", ["--storage", NO_DRIVER, "--study", "q"], "--storage", EXIT_STORAGE, "export"),
-    case("export-sqlite-file-as-journal", ["--storage", "{fx}/study.db", "--study", "q"], "--storage", command="export"),
+    case("export-sqlite-file-as-journal", ["--storage", "{fx}/study.db", "--study", "q"], "--storage",
+         command="export"),
     case("export-missing-sqlite-file", ["--storage", "sqlite:///nothing.db", "--study", "q"], "--storage",
          command="export"),
     case("vault-server-unreachable", ["status", *QUICK, f"sweep.storage={NO_SERVER}"], "sweep.storage", EXIT_STORAGE,
@@ -265,7 +266,8 @@ def test_suggested_val_fraction_bound_is_tight(in_tmp, capsys):
 
 SUBPROCESS = [
     pytest.param(["sweeps", *QUICK, "sweep.seed=-1"], EXIT_CONFIG, "sweep.seed", id="sweeps-bad-value"),
-    pytest.param(["sweeps", *QUICK, f"sweep.storage={NO_SERVER}"], EXIT_STORAGE, "sweep.storage", id="sweeps-no-server"),
+    pytest.param(["sweeps", *QUICK, f"sweep.storage={NO_SERVER}"], EXIT_STORAGE, "sweep.storage",
+                 id="sweeps-no-server"),
     pytest.param(["sweeps", *QUICK, "trainer.max_epochs=2"], EXIT_CONFIG, "warmup_epochs", id="sweeps-space"),
     pytest.param(["sweeps.export", "--storage", "{fx}/study.db", "--study", "q"], EXIT_CONFIG, "--storage",
                  id="export-sqlite-as-journal"),

@@ -107,7 +107,8 @@ def test_exported_best_config_reruns_to_the_same_metric(quickstart, capsys):
 
 def test_export_module_exports_on_demand(quickstart, tmp_path):
     folder, _, study = quickstart
-    code = export_cli.main(["--storage", f"sqlite:///{folder}/sweeps.db", "--study", "quickstart", "--out", str(tmp_path)])
+    code = export_cli.main(["--storage", f"sqlite:///{folder}/sweeps.db", "--study", "quickstart",
+                            "--out", str(tmp_path)])
     assert code == 0
     again = yaml.safe_load((tmp_path / "quickstart/best.yaml").read_text())
     assert again["provenance"]["trial"] == study.best_trial.number

@@ -77,8 +77,8 @@ def test_grpc_eight_workers_end_with_exactly_n_trials_each_number_once(proxy, in
     url, database = proxy
     n_trials = 16
     proc = subprocess.run([sys.executable, "-m", "sweeps", *TINY, f"sweep.n_trials={n_trials}", "sweep.n_workers=8",
-                           f"sweep.storage={url}", "sweep.study_name=grpc8"], cwd=in_tmp, env=subprocess_env(), capture_output=True,
-                          text=True, timeout=900, check=False)
+                           f"sweep.storage={url}", "sweep.study_name=grpc8"], cwd=in_tmp, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=900, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "started 8 worker processes" in proc.stdout
     assert "Traceback" not in proc.stderr

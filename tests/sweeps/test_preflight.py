@@ -44,7 +44,8 @@ def test_preflight_broken_backward_of_fixed_architecture_stops_after_first_trial
 
 
 def test_preflight_failure_a_searched_key_can_fix_fails_only_those_trials(in_tmp, capsys):
-    code = main([*BLOBS, *BROKEN, LR, "sweep.n_trials=6", "sweep.max_failure_rate=1.0", "+model.factor=1.0", "+search.model.factor={type:categorical,choices:[1.0,-1.0]}"])
+    code = main([*BLOBS, *BROKEN, LR, "sweep.n_trials=6", "sweep.max_failure_rate=1.0", "+model.factor=1.0",
+                 "+search.model.factor={type:categorical,choices:[1.0,-1.0]}"])
     assert code == 0
     trials = _study().get_trials()
     assert len(trials) == 6
@@ -53,7 +54,8 @@ def test_preflight_failure_a_searched_key_can_fix_fails_only_those_trials(in_tmp
         assert t.state == (TrialState.FAIL if broken else TrialState.COMPLETE)
         assert t.user_attrs["preflight"]["gradient"]["passed"] is not broken
         assert "preflight.unfixable" not in t.user_attrs
-    assert sum(t.user_attrs["preflight"]["cache"] == "miss" for t in trials) == len({t.params["model.factor"] for t in trials})
+    assert (sum(t.user_attrs["preflight"]["cache"] == "miss" for t in trials)
+            == len({t.params["model.factor"] for t in trials}))
 
 
 def test_preflight_ten_trials_of_one_architecture_run_the_checks_once(in_tmp, monkeypatch):
@@ -79,7 +81,8 @@ def test_preflight_ten_trials_of_one_architecture_run_the_checks_once(in_tmp, mo
         assert all(t.user_attrs["preflight"][c]["passed"] is True for c in calls)
         assert t.user_attrs["preflight"]["init_loss"]["threshold"] == 0.1
     first = trials[0].user_attrs
-    assert all(t.user_attrs["preflight"]["gradient"]["value"] == first["preflight"]["gradient"]["value"] for t in trials)
+    assert all(t.user_attrs["preflight"]["gradient"]["value"] == first["preflight"]["gradient"]["value"]
+               for t in trials)
     cached = [v for k, v in study.user_attrs.items() if k.startswith("preflight.cache.")]
     assert len(cached) == 1 and cached[0]["trial"] == 0
     assert "Checks reused from the study's cache" in _note(study, trials[1])

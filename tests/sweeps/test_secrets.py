@@ -117,7 +117,8 @@ def test_old_study_with_a_plain_password_is_scrubbed_on_resume(secret_url, in_tm
 
 def test_real_command_line_masks_the_password(secret_url, in_tmp):
     proc = subprocess.run([sys.executable, "-m", "sweeps", *TINY, f"sweep.storage={secret_url}", "sweep.n_trials=1",
-                           "--cfg"], cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True, timeout=300, check=False)
+                           "--cfg"], cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True, timeout=300,
+                          check=False)
     assert proc.returncode == 0, proc.stderr
     assert f"storage: {mask(secret_url)}" in proc.stdout
     _assert_no_password("the printed config", proc.stdout + proc.stderr)

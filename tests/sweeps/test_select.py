@@ -132,9 +132,9 @@ def test_select_vault_and_best_yaml_use_the_winner(planted, planted_run):
 def test_select_csv_columns_values_and_p_values_equal_scipys(planted, planted_run):
     folder = planted_run[0]
     table = pd.read_csv(folder / "exports/sweeps/selection.csv")
-    assert list(table.columns) == ["rank", "trial", "rank_by_value", "params_optimizer.lr", "seed_0", "seed_1", "seed_2",
-                                   "value_0", "value_1", "value_2", "median", "n_pairs", "effect", "p_wilcoxon",
-                                   "p_mannwhitney", "winner"]
+    assert list(table.columns) == ["rank", "trial", "rank_by_value", "params_optimizer.lr", "seed_0", "seed_1",
+                                   "seed_2", "value_0", "value_1", "value_2", "median", "n_pairs", "effect",
+                                   "p_wilcoxon", "p_mannwhitney", "winner"]
     assert table["trial"].tolist() == [1, 0] and table["rank"].tolist() == [1, 2]
     assert table["rank_by_value"].tolist() == [2, 1] and table["winner"].tolist() == [True, False]
     assert table.loc[0, ["value_0", "value_1", "value_2"]].tolist() == [0.80, 0.79, 0.81]
@@ -188,7 +188,8 @@ def test_select_resumes_after_interruption_without_repeating_finished_seeds(in_t
     linked = _study("sweeps.select")
     complete = linked.get_trials(states=(TrialState.COMPLETE,))
     assert sorted((t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in complete) == sorted(EXTRA)
-    assert _records.read(_study(), "select.result")["winner"] == 1 and _records.read(_study(), "vault.result")["trial"] == 1
+    assert (_records.read(_study(), "select.result")["winner"] == 1
+            and _records.read(_study(), "vault.result")["trial"] == 1)
 
 
 def test_select_off_leaves_no_linked_study_and_the_best_trial_wins(in_tmp, capsys):
@@ -253,7 +254,8 @@ def test_stats_compare_matches_scipy_and_handles_ties_and_missing_values():
 @pytest.mark.slow
 def test_select_with_two_workers_trains_each_seed_once(in_tmp):
     command = [sys.executable, "-m", "sweeps", *SMALL, "sweep.n_workers=2", "sweep.storage=sweeps.journal"]
-    proc = subprocess.run(command, check=False, cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(command, check=False, cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True,
+                          timeout=600)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "select [" in proc.stdout and "select: winner trial" in proc.stdout
     storage = open_storage(str(in_tmp / "sweeps.journal"))
@@ -276,7 +278,8 @@ def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_r
     assert vault["final_model"] == "checkpoint" and vault["artifact_id"] == trial.user_attrs["artifact.best_checkpoint"]
     assert vault["seed"] == trial.user_attrs["seed"] == run["seed"] and vault["val_value"] == trial.value
     values = vault["selection"]["values"]
-    assert abs(run["value"] - vault["selection"]["median"]) == min(abs(v - vault["selection"]["median"]) for v in values)
+    assert (abs(run["value"] - vault["selection"]["median"])
+            == min(abs(v - vault["selection"]["median"]) for v in values))
 
 
 def test_select_is_off_in_staged_experiments_with_a_notice(capsys):

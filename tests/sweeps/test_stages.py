@@ -85,7 +85,8 @@ def test_vault_commands_understand_a_staged_experiment(in_tmp, capsys):
     out = capsys.readouterr().out
     assert "test vault opened: test_accuracy=" in out
     assert sum(len(Vault(_study(f"digits_staged.{s}")).claims()) for s in ("sgd", "adam")) == 1
-    assert {"best.yaml", "stages.csv", "test_result.json"} <= {p.name for p in (in_tmp / "exports/digits_staged").iterdir()}
+    assert ({"best.yaml", "stages.csv", "test_result.json"}
+            <= {p.name for p in (in_tmp / "exports/digits_staged").iterdir()})
     assert vault_cli.main(["status", *TINY]) == 0
     out = capsys.readouterr().out
     assert "(opened):" in out and "vault: opened" in out

@@ -21,7 +21,8 @@ def _study_with_artifacts(completed: bool = True) -> optuna.Study:
     lr = FloatDistribution(0.001, 0.1, log=True)
     system = {f"artifacts:{i:08d}-uuid": {"artifact_id": str(i), "filename": "x.png"} for i in range(5)}
     study.add_trial(create_trial(
-        state=TrialState.COMPLETE if completed else TrialState.PRUNED, value=0.9 if completed else None, params={"optimizer.lr": 0.01}, distributions={"optimizer.lr": lr},
+        state=TrialState.COMPLETE if completed else TrialState.PRUNED, value=0.9 if completed else None,
+        params={"optimizer.lr": 0.01}, distributions={"optimizer.lr": lr},
         user_attrs={"seed": 7, "best_epoch": 3, "epochs_run": 4, "end_reason": "completed", "config.optimizer.lr": 0.01,
                     "artifact.best_checkpoint": "abc", "preflight.init_loss.value": 2.3},
         system_attrs=system,

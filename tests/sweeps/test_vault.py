@@ -332,8 +332,9 @@ def test_final_model_is_the_averaged_one_when_averaging_is_on(in_tmp, capsys, fi
     for averaged in (False, True):  # the best trial's model by hand, to its best epoch
         built = build(cfg, dataset.in_shape, dataset.n_classes, seed=best.user_attrs["seed"])
         average = WeightAverage(built.model, "ema", ema_decay=0.5) if averaged else None
-        fit(built.model, built.optimizer, built.scheduler, dataset.train_val(), max_epochs=best.user_attrs["best_epoch"],
-            batch_size=cfg.trainer.batch_size, seed=best.user_attrs["seed"], average=average)
+        fit(built.model, built.optimizer, built.scheduler, dataset.train_val(),
+            max_epochs=best.user_attrs["best_epoch"], batch_size=cfg.trainer.batch_size, seed=best.user_attrs["seed"],
+            average=average)
         losses[averaged] = evaluate(built.model, X_test, y_test)[0]
     assert result["test"]["test_loss"] == pytest.approx(losses[True], rel=1e-6)
     assert result["test"]["test_loss"] != pytest.approx(losses[False], rel=1e-6)

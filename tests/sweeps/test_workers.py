@@ -72,8 +72,9 @@ def test_three_workers_started_at_once_on_an_empty_database_never_crash(in_tmp, 
 
 
 def test_sigkilled_worker_trial_is_failed_as_stale_and_retried(in_tmp):
-    args = ["+experiment=quickstart", "trainer.max_epochs=20", "sweep.pruner=none", "sweep.n_trials=3", "monitor.plots=false",
-            "sweep.storage=sweeps.journal", "sweep.heartbeat_interval=1", "sweep.grace_period=3"]
+    args = ["+experiment=quickstart", "trainer.max_epochs=20", "sweep.pruner=none", "sweep.n_trials=3",
+            "monitor.plots=false", "sweep.storage=sweeps.journal", "sweep.heartbeat_interval=1",
+            "sweep.grace_period=3"]
     first = _sweep(*args, cwd=in_tmp)
     storage = open_storage(str(in_tmp / "sweeps.journal"))
     victim = None
@@ -87,7 +88,8 @@ def test_sigkilled_worker_trial_is_failed_as_stale_and_retried(in_tmp):
         running = study.get_trials(states=(TrialState.RUNNING,))
         if running and running[0].intermediate_values:
             victim = running[0]
-    assert victim is not None, f"a trial should be running and reporting: {first.poll()} {first.stderr.read() if first.poll() is not None else ''}"
+    assert victim is not None, (f"a trial should be running and reporting: {first.poll()} "
+                                f"{first.stderr.read() if first.poll() is not None else ''}")
     os.kill(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     second = _sweep(*args, cwd=in_tmp)
@@ -168,7 +170,8 @@ def test_worker_memory_stays_flat_over_50_trials(in_tmp):
     bound of 40 MB leaves room for allocator noise and the storage cache (a few KB a trial)."""
     (in_tmp / "memory.py").write_text(MEMORY_SCRIPT)
     proc = subprocess.run([sys.executable, "memory.py", "model=mlp", "model.width=1024", "trainer.max_epochs=1",
-                           "sweep.pruner=none", "monitor.plots=false", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"],
+                           "sweep.pruner=none", "monitor.plots=false",
+                           "+search.optimizer.lr={type:float,low:0.01,high:0.1}"],
                           cwd=in_tmp, env=subprocess_env(), capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     rss = json.loads(proc.stdout.strip().splitlines()[-1])
