@@ -24,8 +24,8 @@ from tests.helpers import subprocess_env
 pytestmark = pytest.mark.slow
 N_TRIALS = 2
 # 100 epochs of a small MLP: a trial still trains when the signal arrives a poll after its first epoch.
-ARGS = [f"sweep.n_trials={N_TRIALS}", "trainer.max_epochs=100", "trainer.num_threads=1", "monitor=off", "preflight=off", "select=off",
-        "sweep.pruner=none", "model.width=32", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
+ARGS = [f"sweep.n_trials={N_TRIALS}", "trainer.max_epochs=100", "trainer.num_threads=1", "monitor=off", "preflight=off",
+        "select=off", "sweep.pruner=none", "model.width=32", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
 TIMEOUT_S = 600
 
 
