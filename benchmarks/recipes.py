@@ -66,7 +66,7 @@ def _make_digits(in_shape: Sequence[int], n_classes: int, p: dict[str, Any]) -> 
 
 
 RECIPES = {
-    "mnist1d_cnn": Recipe("mnist1d_cnn", 0.16667, 0.16667, 40, 100, 0.99, 3, _mnist1d, _make_mnist1d),
+    "mnist1d_cnn": Recipe("mnist1d_cnn", 0.16666, 0.16666, 40, 100, 0.99, 3, _mnist1d, _make_mnist1d),
     "digits_cnn": Recipe("digits_cnn", 0.2, 0.2, 25, None, 0.999, 5, load_digits, _make_digits),
 }
 
