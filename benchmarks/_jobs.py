@@ -119,7 +119,7 @@ def _install_meter() -> None:
     driver.run_trials = _timed(driver.run_trials, "loop_s")
     driver.open_when_due = _timed(driver.open_when_due, "vault_s")
 
-    class MeteredObjective(driver.Objective):
+    class MeteredObjective(loop.Objective):
         def __call__(self, trial: Any) -> float:
             try:
                 return super().__call__(trial)
