@@ -18,7 +18,9 @@ What lives where:
 Claims. Creating the linked study is the claim of round 1: a study name is unique in every Optuna
 storage, so of several processes exactly one creates it and enqueues; the others wait until its
 round is recorded. A later round (the study grew, or ``select.top_k`` / ``select.n_seeds`` rose)
-is claimed the same way by creating the empty study ``<study>.select.round-<r>``.
+is claimed the same way by creating the empty study ``<study>.select.round-<r>``, deleted again once
+the round is recorded (a claimant that finds its round recorded meanwhile deletes it and looks again),
+so that only the main and the linked study stay in the users' study list.
 """
 
 from __future__ import annotations
@@ -148,6 +150,33 @@ def _create(storage: optuna.storages.BaseStorage, name: str, direction: StudyDir
     return True
 
 
+def _marker(name: str, number: int) -> str:
+    return f"{name}.round-{number}"
+
+
+def _claim_round(storage: optuna.storages.BaseStorage, linked: optuna.Study, number: int, created: bool,
+                 direction: StudyDirection) -> bool:
+    """Whether this process enqueues round ``number``: round 1 is claimed by creating the linked
+    study; a later one by creating its marker study, released at once if the round was recorded
+    (and its marker deleted) since it was read."""
+    if number == 1:
+        return created
+    marker = _marker(linked.study_name, number)
+    if not _create(storage, marker, direction):
+        return False
+    if len(linked.user_attrs.get(ROUNDS, [])) >= number:
+        _delete(storage, marker)
+        return False
+    return True
+
+
+def _delete(storage: optuna.storages.BaseStorage, name: str) -> None:
+    try:
+        storage.delete_study(storage.get_study_id_from_name(name))
+    except KeyError:  # already gone
+        pass
+
+
 def _start(study: optuna.Study, linked: optuna.Study) -> None:
     """The attributes a new linked study carries: what it selects for, the metric's name, and the
     main study's preflight results (same architectures: the checks need not run again)."""
@@ -214,13 +243,15 @@ def prepare(exp: Experiment, study: optuna.Study, storage: optuna.storages.BaseS
         if not new:
             break
         number = len(rounds) + 1
-        if (created and number == 1) or (number > 1 and _create(storage, f"{name}.round-{number}", study.direction)):
+        if _claim_round(storage, linked, number, created, study.direction):
             with deferred():  # a signal waits until the round is enqueued and recorded
                 for source, index in new:
                     linked.enqueue_trial(by_number[source].params, user_attrs={
                         SOURCE: source, SEED_INDEX: index, "seed": extra_seed(exp.cfg.sweep.seed, index)})
                 linked.set_user_attr(ROUNDS, [*rounds, {"pairs": [list(p) for p in new],
                                                         "n_finished": count_trials(study)[0], "at": _now()}])
+                if number > 1:  # recorded: the marker has done its job and leaves the users' study list
+                    _delete(storage, _marker(linked.study_name, number))
             say(f"select: re-training the top {len(top)} configurations with {settings.n_seeds} more seeds each "
                 f"({len(new)} trainings) in study {name!r}")
             break

@@ -223,6 +223,7 @@ def test_select_extending_the_study_enqueues_only_new_pairs(in_tmp, capsys):
     assert main([*manual[:-1], "sweep.n_trials=5", "select.n_seeds=3"]) == 0
     rounds = linked.user_attrs["select.rounds"]
     assert len(rounds) == 2 and len({tuple(p) for r in rounds for p in r["pairs"]}) == len(linked.trials)
+    assert _names() == ["sweeps", "sweeps.select"], "round 2's claim study is gone once the round is recorded"
     top = _select.top_configurations(_study(), 2)
     done = {(t.user_attrs["select.source"], t.user_attrs["select.seed_index"]) for t in linked.trials}
     assert {(t.number, j) for t in top for j in (1, 2, 3)} <= done
