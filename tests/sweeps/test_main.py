@@ -224,7 +224,7 @@ def test_multirun_validates_every_run_before_the_first_starts(in_tmp, capsys):
     assert main(["-m", *TINY, "sweep.n_trials=1,0"]) == 2
     err = capsys.readouterr().err
     assert err == "error: run #1 of 2 (+experiment=quickstart sweep.n_trials=0 trainer.max_epochs=3 " \
-                  "trainer.num_threads=1 preflight=off monitor=off): sweep.n_trials must be >= 1, got 0\n"
+                  "trainer.num_threads=1 preflight=off monitor=off select=off): sweep.n_trials must be >= 1, got 0\n"
     assert list(in_tmp.iterdir()) == []
 
 

@@ -21,7 +21,7 @@ def test_objective_prunes_a_planted_divergence_in_the_first_epoch_with_the_reaso
         assert t.user_attrs["pruned_epoch"] == 1 and not t.intermediate_values
         assert "diverged" in t.user_attrs["diagnoses"].split(",")
         note = get_note(optuna.Trial(study, t._trial_id))
-        assert "**pruned**: diverged: " in note and "- **diverged** (error, epoch 1)" in note
+        assert "**pruned**: `diverged: " in note and "- **diverged** (error, epoch 1)" in note
     assert all(t.state == TrialState.COMPLETE for t in trials if t.params["optimizer.lr"] == 0.05)
     assert "diverged: " in capsys.readouterr().out, "the progress line says why"
 
@@ -35,4 +35,4 @@ def test_objective_records_why_the_pruner_stopped_a_trial(in_tmp):
     for t in pruned:
         epoch = t.user_attrs["pruned_epoch"]
         assert t.user_attrs["prune_reason"] == f"pruned at epoch {epoch} by the SuccessiveHalvingPruner"
-        assert "**pruned**: pruned at epoch" in get_note(optuna.Trial(study, t._trial_id))
+        assert "**pruned**: `pruned at epoch" in get_note(optuna.Trial(study, t._trial_id))

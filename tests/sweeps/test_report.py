@@ -126,7 +126,7 @@ def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_
 
 
 def test_sweep_prints_the_dashboard_command_with_the_artifact_dir(in_tmp, capsys):
-    assert main(["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1",
+    assert main(["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1", "select=off",
                  "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]) == 0
     out = capsys.readouterr().out
     assert "watch it: optuna-dashboard sqlite:///sweeps.db --artifact-dir sweeps_artifacts" in out
@@ -167,7 +167,7 @@ def test_report_a_failing_renderer_never_fails_the_trial(tmp_path, monkeypatch, 
     monkeypatch.setattr(_render, "COMMAND", [sys.executable, "-c", "import sys; sys.stdin.read(); sys.exit(3)"])
     storage = f"sqlite:///{tmp_path}/s.db"
     code = main(["+experiment=quickstart", "sweep.n_trials=2", "trainer.max_epochs=2", "trainer.num_threads=1",
-                 "preflight=off", "search.schedule.options.cosine.warmup_epochs.high=1",
+                 "preflight=off", "select=off", "search.schedule.options.cosine.warmup_epochs.high=1",
                  f"sweep.storage={storage}", f"sweep.export_dir={tmp_path}/exports"])
     assert code == 0
     study = optuna.load_study(study_name="quickstart", storage=storage)

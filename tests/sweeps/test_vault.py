@@ -34,8 +34,8 @@ SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "mod
 STORAGE = "sqlite:///sweeps.db"
 
 
-def _study() -> optuna.Study:
-    return optuna.load_study(study_name="sweeps", storage=STORAGE)
+def _study(name: str = "sweeps") -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=STORAGE)
 
 
 def _opened(study: optuna.Study) -> list[dict]:
@@ -134,8 +134,10 @@ def test_changed_test_data_is_refused_by_the_fingerprint(in_tmp, capsys):
     capsys.readouterr()
     assert main(table) == 2
     err = capsys.readouterr().err
-    assert "the test split changed since study 'sweeps' was sealed" in err and "sweep.study_name=sweeps-2" in err
-    assert [e["event"] for e in _records.read(_study(), "vault.audit")] == ["sealed"]
+    # The study is named after the data file (sweeps-blobs): README, "Study names."
+    assert "the test split changed since study 'sweeps-blobs' was sealed" in err
+    assert "sweep.study_name=sweeps-blobs-2" in err
+    assert [e["event"] for e in _records.read(_study("sweeps-blobs"), "vault.audit")] == ["sealed"]
 
 
 def test_duplicates_planted_across_splits_are_counted_reported_and_dropped(in_tmp, capsys):
@@ -323,7 +325,7 @@ def test_final_model_is_the_averaged_one_when_averaging_is_on(in_tmp, capsys, fi
 
     args = [*SMALL, "trainer.averaging=ema", "trainer.ema_decay=0.5", f"vault.final_model={final_model}"]
     assert main(args) == 0
-    result, best = _study().user_attrs["vault.result"], _study().best_trial
+    result, best = _records.read(_study(), "vault.result"), _study().best_trial
     assert result["final_model"] == final_model
     exp, dataset = prepare(args)
     cfg = exp.config(best.params)
