@@ -30,12 +30,12 @@ def test_storage_sections_write_tables_of_numbers(tmp_path, postgres_url):  # po
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     text = out.read_text()
-    growth = _rows(text, "6. Storage: cost per trial as the study grows")
+    growth = _rows(text, "7. Storage: cost per trial as the study grows")
     assert [(r[0], r[1]) for r in growth] == [(k, n) for k in ("sqlite", "journal", "postgresql") for n in ("10", "40")]
     for row in growth:
         low, median, high = (float(c) for c in row[2:5])
         assert 0 < low <= median <= high
-    scaling = _rows(text, "7. Storage: trials per second with 1, 4 and 8 workers")
+    scaling = _rows(text, "8. Storage: trials per second with 1, 4 and 8 workers")
     labels = ("journal file", "PostgreSQL", "gRPC proxy -> PostgreSQL")
     assert [(r[0], r[1]) for r in scaling] == [(k, n) for k in labels for n in ("1", "2")]
     for row in scaling:
