@@ -23,9 +23,11 @@ from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
 N_TRIALS = 2
+MAX_EPOCHS = 100
 # 100 epochs of a small MLP: a trial still trains when the signal arrives a poll after its first epoch.
-ARGS = [f"sweep.n_trials={N_TRIALS}", "trainer.max_epochs=100", "trainer.num_threads=1", "monitor=off", "preflight=off",
-        "select=off", "sweep.pruner=none", "model.width=32", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
+ARGS = [f"sweep.n_trials={N_TRIALS}", f"trainer.max_epochs={MAX_EPOCHS}", "trainer.num_threads=1", "monitor=off",
+        "preflight=off", "select=off", "sweep.pruner=none", "model.width=32",
+        "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
 TIMEOUT_S = 600
 
 
@@ -67,18 +69,27 @@ def _check_one_line(out, err, code):
 
 
 def _check_queued_again(storage, victims):
-    """Each interrupted trial is failed as ``interrupted`` and queued again with its params and seed."""
+    """Each interrupted trial is failed as ``interrupted`` and queued again with its params and seed.
+
+    With two workers, one may start seconds after the other on a busy machine: the first worker's
+    trial can then reach its last epoch between the poll that saw both training and the signal. Such
+    a trial is complete after all its epochs and not queued again; at least one trial is interrupted.
+    """
     trials = optuna.load_study(study_name="sweeps", storage=storage).get_trials()
     retries = {}
     for victim in victims:
         trial = trials[victim.number]
+        if trial.state == TrialState.COMPLETE:
+            assert len(trial.intermediate_values) == MAX_EPOCHS, trial
+            continue
         assert trial.state == TrialState.FAIL and end_reason(trial) == "interrupted"
         queued = [t for t in trials if t.user_attrs.get("retry_of") == victim.number]
         assert len(queued) == 1 and queued[0].state == TrialState.WAITING
         assert queued[0].params == victim.params and queued[0].user_attrs["seed"] == victim.user_attrs["seed"]
         retries[victim.number] = queued[0].number
+    assert retries, "no trial was interrupted"
     study = optuna.load_study(study_name="sweeps", storage=storage)
-    assert count_trials(study)[0] == 0, "interrupted trials do not count"
+    assert count_trials(study)[0] == len(victims) - len(retries), "interrupted trials do not count"
     return retries
 
 
@@ -86,6 +97,8 @@ def _check_resumed(storage, victims, retries):
     study = optuna.load_study(study_name="sweeps", storage=storage)
     trials = study.get_trials()
     for victim in victims:
+        if victim.number not in retries:
+            continue
         retry = trials[retries[victim.number]]
         assert retry.state == TrialState.COMPLETE
         assert retry.params == victim.params and retry.user_attrs["seed"] == victim.user_attrs["seed"]
