@@ -109,10 +109,10 @@ def _timed(function: Any, field: str) -> Any:
 
 def _install_meter() -> None:
     """Wraps the driver's trial loop, trial training and vault opening with timers."""
-    import sweeps._driver as driver
-    import sweeps._loop as loop
-    import sweeps._objective as objective
-    import sweeps._preflight as preflight
+    import sweeps.driver._driver as driver
+    import sweeps.driver._loop as loop
+    import sweeps.trial._objective as objective
+    import sweeps.trial._preflight as preflight
 
     objective.train = _timed(objective.train, "train_s")
     preflight.run_checks = _timed(preflight.run_checks, "checks_s")  # the checks themselves, not their cache
@@ -168,7 +168,7 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
         code = main(job["overrides"])
     main_s = time.perf_counter() - started
     if job.get("budget_epochs") is not None and METER.n_trials == 0:
-        raise RuntimeError("the epoch budget was never checked: sweeps._loop no longer builds its Objective "
+        raise RuntimeError("the epoch budget was never checked: sweeps.driver._loop no longer builds its Objective "
                            "by that name; adapt benchmarks._jobs._install_meter")
     result = {"code": code, "main_s": main_s, "loop_s": METER.loop_s, "train_s": METER.train_s,
               "vault_s": METER.vault_s, "checks_s": METER.checks_s, "n_trials": METER.n_trials}
@@ -215,7 +215,7 @@ def main(jobs_path: str, out_path: str) -> None:
     started = time.perf_counter()
     import torch
 
-    import sweeps._experiment  # noqa: F401  (torch, optuna, hydra, scikit-learn: what a sweep imports)
+    import sweeps.experiment._experiment  # noqa: F401  (torch, optuna, hydra, scikit-learn: what a sweep imports)
 
     _install_meter()
     _count_storage_calls()

@@ -73,8 +73,8 @@ def _monitor_options() -> list[str | None]:
 
 def sweeps_trial(monitor: str | None, epochs: int, folder: str) -> Callable[[TrainVal, int, int, int], float]:
     """A function that runs one enqueued trial of digits_cnn through the driver's Objective."""
-    from sweeps._experiment import prepare
-    from sweeps._objective import Objective
+    from sweeps.experiment._experiment import prepare
+    from sweeps.trial._objective import Objective
 
     overrides = ["+experiment=digits_cnn", *cnn_epochs(epochs), "trainer.num_threads=1",
                  "sweep.pruner=none", f"sweep.storage=sqlite:///{folder}/unused.db"]
@@ -114,7 +114,7 @@ def measure_throughput(job: dict[str, Any]) -> dict[str, Any]:
     Returns:
         ``samples_per_s``: variant -> one figure per repeat; ``monitor``: whether a monitor group existed.
     """
-    from sweeps._experiment import prepare
+    from sweeps.experiment._experiment import prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp, dataset = prepare(["+experiment=digits_cnn", f"sweep.storage=sqlite:///{job['folder']}/unused.db"])

@@ -59,7 +59,7 @@ def _free_port() -> int:
 def grpc_proxy(database_url: str, log: Path, threads: int = 16) -> Iterator[str]:
     """``python -m sweeps.proxy`` in front of ``database_url``; yields its ``grpc://`` URL."""
     from sweeps._errors import StorageError
-    from sweeps._storage import probe_storage
+    from sweeps.storage._url import probe_storage
 
     port = _free_port()
     with open(log, "w") as out:
@@ -83,7 +83,7 @@ def grpc_proxy(database_url: str, log: Path, threads: int = 16) -> Iterator[str]
 
 
 class TrivialObjective:
-    """Stands in for ``sweeps._objective.Objective``: samples the space and runs the duplicate check
+    """Stands in for ``sweeps.trial._objective.Objective``: samples the space and runs the duplicate check
     (sweeps' own per-trial reads), then returns a random value instead of training."""
 
     def __init__(self, experiment: Any, data: Any) -> None:
@@ -91,7 +91,7 @@ class TrivialObjective:
         self._rng = random.Random(0)
 
     def __call__(self, trial: optuna.Trial) -> float:
-        from sweeps._objective import _duplicate_of
+        from sweeps.trial._objective import _duplicate_of
 
         params = self.experiment.space.sample(trial)
         _duplicate_of(trial, params)
@@ -107,11 +107,11 @@ class NoData:
 
 @contextlib.contextmanager
 def trivial_trials(stamps: list[float] | None = None) -> Iterator[None]:
-    """Makes ``sweeps._loop.run_trials`` use :class:`TrivialObjective`, print nothing, and append
+    """Makes ``sweeps.driver._loop.run_trials`` use :class:`TrivialObjective`, print nothing, and append
     the time of each finished trial's progress line to ``stamps``."""
     import io
 
-    import sweeps._loop as driver  # the trial loop (sweeps/_loop.py)
+    import sweeps.driver._loop as driver  # the trial loop (sweeps/driver/_loop.py)
 
     original_objective, original_progress = driver.Objective, driver._progress
 

@@ -1,7 +1,7 @@
 """Issue 13's benchmarks: thread defaults under load, and the quickstart's framework share.
 
 Section ``threads`` runs the README quickstart (fewer trials) with ``trainer.num_threads`` left to
-the default (null: sweeps._threads), pinned to 1, and at torch's own default (one thread per core),
+the default (null: sweeps.experiment._threads), pinned to 1, and at torch's own default (one thread per core),
 interleaved, first on an idle machine, then with 2 CPU-burning processes beside it. Every run is
 timed by the meters of ``benchmarks._jobs``, which also give the run's framework share.
 """
@@ -36,7 +36,7 @@ def busy_processes(n: int) -> Iterator[None]:
 
 
 def _variants() -> dict[str, str]:
-    from sweeps._threads import available_cores
+    from sweeps.experiment._threads import available_cores
 
     cores = available_cores()
     return {"default (null)": "null", "1 thread": "1", f"torch's default ({cores} threads)": str(cores)}
@@ -84,8 +84,8 @@ def threads(args: argparse.Namespace, folder: Path) -> list[str]:
              f"search space, pruner and vault), once per `trainer.num_threads` setting, {args.repeats} repeats with "
              "the order rotated; first on the otherwise idle machine, then with 2 processes beside it that each "
              "keep a core busy (`python -c 'while True: pass'`). The default (null) picks from the cores in the "
-             "process's affinity mask, `sweep.n_workers` and the model's size (sweeps/_threads.py): 1 thread for "
-             "these small models.", ""]
+             "process's affinity mask, `sweep.n_workers` and the model's size (sweeps/experiment/_threads.py): "
+             "1 thread for these small models.", ""]
     rows = []
     for condition, by_label in measured.items():
         per_trial = {label: [r["main_s"] / args.threads_trials for r in runs] for label, runs in by_label.items()}

@@ -5,7 +5,7 @@ trivial objective, at several study sizes, on SQLite, a journal file and Postgre
 
 The harness runs one child process per storage (``python -m benchmarks.storage_growth``): it fills
 one study with pre-built finished trials (``study.add_trials``) up to each size in turn, then times
-``--growth-trials`` trials in one call of ``sweeps._driver.run_trials`` (ask, slot, heartbeat,
+``--growth-trials`` trials in one call of ``sweeps.driver._driver.run_trials`` (ask, slot, heartbeat,
 sampling, the duplicate check, tell, the counts, the best trial, the progress line; from one progress
 line to the next) and then as many through a bare ``study.optimize`` that samples the same space, on
 the same study.
@@ -69,10 +69,10 @@ def _bare_storage(kind: str, storage: str) -> Any:
 
 def measure(kind: str, storage: str, sizes: list[int], n_timed: int) -> dict[str, Any]:
     """Per-trial seconds of sweeps' loop and of a bare loop at each size, on one study in ``storage``."""
-    from sweeps._driver import run_trials, storage_for
-    from sweeps._experiment import prepare
-    from sweeps._study import open_study
-    from sweeps._trials import tally
+    from sweeps.driver._driver import run_trials, storage_for
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import open_study
+    from sweeps.study._trials import tally
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp, _ = prepare([*BASE, f"sweep.storage={storage}", "sweep.study_name=growth"])
@@ -155,7 +155,7 @@ def section(args: argparse.Namespace, folder: Path) -> list[str]:
 
 
 def _masked(url: str) -> str:
-    from sweeps._storage import mask
+    from sweeps.storage._url import mask
 
     return mask(url)
 

@@ -6,7 +6,7 @@ journal file, PostgreSQL, and PostgreSQL behind Optuna's gRPC storage proxy.
 The harness runs one child process per storage (``python -m benchmarks.storage_scaling``). The child
 starts as many worker processes as the largest count, once; each composes and validates the
 experiment and waits. Each round then gives a fresh study (a fresh journal file) to N of them, lets
-them go at once, and each runs ``sweeps._driver.run_trials`` (the real trial loop: slots, heartbeats,
+them go at once, and each runs ``sweeps.driver._driver.run_trials`` (the real trial loop: slots, heartbeats,
 counts, the duplicate check) with an objective that samples and trains nothing, until the study holds
 ``--scaling-trials`` finished trials. Trials/s: that count over the wall from the start signal to the
 last worker's end. Process start-up and imports are outside the timing.
@@ -44,9 +44,9 @@ def _worker(index: int, commands: Any, results: Any) -> None:
     """One worker process: prepares the experiment once, then runs the rounds it is given."""
     import optuna
 
-    from sweeps._driver import run_trials, storage_for
-    from sweeps._experiment import prepare
-    from sweeps._study import open_study
+    from sweeps.driver._driver import run_trials, storage_for
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp, _ = prepare([*BASE, "sweep.storage=unused.journal"], probe=False)
@@ -70,8 +70,8 @@ def _worker(index: int, commands: Any, results: Any) -> None:
 
 def _round(exp: Any, storage: str, study_name: str, n_workers: int, n_trials: int, queues: list[Any],
            results: Any) -> dict:
-    from sweeps._driver import storage_for
-    from sweeps._study import open_study
+    from sweeps.driver._driver import storage_for
+    from sweeps.study._study import open_study
 
     exp.cfg.sweep.storage, exp.cfg.sweep.study_name = storage, study_name
     open_study(exp, storage_for(exp))  # created once, as the parent of `sweep.n_workers` does
@@ -91,7 +91,7 @@ def _round(exp: Any, storage: str, study_name: str, n_workers: int, n_trials: in
 def measure(kind: str, storage: str, counts: list[int], n_trials: int, repeats: int, folder: Path) -> list[dict]:
     import optuna
 
-    from sweeps._experiment import prepare
+    from sweeps.experiment._experiment import prepare
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     exp, _ = prepare([*BASE, "sweep.storage=unused.journal"], probe=False)

@@ -7,8 +7,8 @@ from practices.averaging import WeightAverage
 from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
 from practices.models import CNN, MLP
 from practices.monitor import Diagnosis, Diverged, LayerStats, Monitor, Thresholds
+from practices.sealed import Duplicates, SealedError, SealedTest, find_duplicates, split_fingerprint
 from practices.train import Callback, EpochStats, FitResult, NonFiniteLossError, evaluate, fit, resolve_device
-from practices.vault import Duplicates, SealedError, SealedTest, find_duplicates, split_fingerprint
 
 __all__ = [
     "CNN",

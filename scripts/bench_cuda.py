@@ -36,7 +36,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
 
 def _data(replicate: int):
     from practices.data import TrainVal
-    from sweeps._experiment import prepare
+    from sweeps.experiment._experiment import prepare
 
     _, dataset = prepare(["+experiment=digits_cnn", "sweep.storage=sqlite:///:memory:"])
     d = dataset.train_val()
@@ -86,8 +86,8 @@ def _sweeps_trial(monitor: str, epochs: int, data, folder: str):
     import optuna
 
     from benchmarks._loops import PARAMS
-    from sweeps._experiment import prepare
-    from sweeps._objective import Objective
+    from sweeps.experiment._experiment import prepare
+    from sweeps.trial._objective import Objective
 
     exp, _ = prepare(["+experiment=digits_cnn", f"trainer.max_epochs={epochs}", "trainer.device=cuda",
                       f"search.schedule.options.cosine.warmup_epochs.high={min(5, epochs - 1)}",

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from practices.train import fit  # noqa: E402
-from sweeps._build import build  # noqa: E402
-from sweeps._config import monitor_config  # noqa: E402
-from sweeps._experiment import prepare  # noqa: E402
-from sweeps._monitor import make_monitor  # noqa: E402
-from sweeps._report import report_trial  # noqa: E402
-from sweeps._space import config_for  # noqa: E402
+from sweeps.config._schema import monitor_config  # noqa: E402
+from sweeps.config._space import config_for  # noqa: E402
+from sweeps.experiment._build import build  # noqa: E402
+from sweeps.experiment._experiment import prepare  # noqa: E402
+from sweeps.trial._monitor import make_monitor  # noqa: E402
+from sweeps.trial._report import report_trial  # noqa: E402
 
 DOC = ROOT / "docs" / "monitor.md"
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"

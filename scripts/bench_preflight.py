@@ -26,7 +26,7 @@ from pathlib import Path
 import optuna
 import torch
 
-import sweeps._objective as objective_module
+import sweeps.trial._objective as objective_module
 from sweeps.__main__ import main as sweep_main
 
 MODES = {"cache": "preflight.cache=true", "no cache": "preflight.cache=false"}

@@ -8,8 +8,8 @@ import sys
 
 import torch
 
-from sweeps._build import train
-from sweeps._experiment import prepare
+from sweeps.experiment._build import train
+from sweeps.experiment._experiment import prepare
 
 
 def main() -> None:

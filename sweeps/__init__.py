@@ -12,28 +12,33 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from sweeps._errors import ConfigError
-    from sweeps._experiment import Dataset, Experiment, prepare
-    from sweeps._export import export_study
-    from sweeps._space import SearchSpace, compile_space
+    from sweeps.config._space import SearchSpace, compile_space
+    from sweeps.driver._export import export_study
+    from sweeps.experiment._experiment import Experiment, PreparedData, prepare
 
 __version__ = "0.1.0"
-__all__ = ["ConfigError", "Dataset", "Experiment", "SearchSpace", "compile_space", "export_study", "prepare"]
+__all__ = ["ConfigError", "Experiment", "PreparedData", "SearchSpace", "compile_space", "export_study", "prepare"]
 
 _HOMES = {
     "ConfigError": "sweeps._errors",
-    "Dataset": "sweeps._experiment",
-    "Experiment": "sweeps._experiment",
-    "prepare": "sweeps._experiment",
-    "export_study": "sweeps._export",
-    "SearchSpace": "sweeps._space",
-    "compile_space": "sweeps._space",
+    "PreparedData": "sweeps.experiment._experiment",
+    "Experiment": "sweeps.experiment._experiment",
+    "prepare": "sweeps.experiment._experiment",
+    "export_study": "sweeps.driver._export",
+    "SearchSpace": "sweeps.config._space",
+    "compile_space": "sweeps.config._space",
 }
 
 
+# Old names that still import: ``Dataset`` was renamed, as it is no torch Dataset.
+_RENAMED = {"Dataset": "PreparedData"}
+
+
 def __getattr__(name: str) -> Any:
-    if name not in _HOMES:
+    name_now = _RENAMED.get(name, name)
+    if name_now not in _HOMES:
         raise AttributeError(f"module 'sweeps' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_HOMES[name]), name)
+    value = getattr(importlib.import_module(_HOMES[name_now]), name_now)
     globals()[name] = value
     return value
 

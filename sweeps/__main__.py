@@ -1,7 +1,7 @@
 """``python -m sweeps +experiment=NAME [overrides...]`` (or the ``sweeps`` command): Hydra's command line.
 
 This module stays light: ``--help`` and ``--version`` answer without importing Hydra, torch or Optuna.
-Everything else is :func:`sweeps._app.run_app`.
+Everything else is :func:`sweeps.driver._app.run_app`.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "--version" in args:
         print(version())
         return 0
-    from sweeps._app import run_app  # Hydra, torch and Optuna: only for a command that needs them
+    from sweeps.driver._app import run_app  # Hydra, torch and Optuna: only for a command that needs them
 
     return run_app(args)
 

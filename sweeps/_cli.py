@@ -12,7 +12,7 @@ import sqlalchemy
 
 from sweeps._errors import ConfigError, StorageError
 from sweeps._exit import EXIT_CONFIG, EXIT_SIGINT, EXIT_STORAGE
-from sweeps._storage import mask_text
+from sweeps.storage._url import mask_text
 
 __all__ = ["guarded", "one_line"]
 

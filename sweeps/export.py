@@ -14,9 +14,9 @@ import optuna
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError
-from sweeps._export import export_study
-from sweeps._storage import check_storage, mask, open_storage, probe_storage, storage_file
-from sweeps._study import recorded_experiment
+from sweeps.driver._export import export_study
+from sweeps.storage._url import check_storage, mask, open_storage, probe_storage, storage_file
+from sweeps.study._study import recorded_experiment
 
 __all__ = ["main"]
 

@@ -32,9 +32,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _check(args: list[str]) -> int:
-    from sweeps._experiment import prepare
-    from sweeps._preflight import run_checks
-    from sweeps._space import config_for
+    from sweeps.config._space import config_for
+    from sweeps.experiment._experiment import prepare
+    from sweeps.trial._preflight import run_checks
 
     exp, dataset = prepare(args, probe=False)  # the checks alone open no storage
     cfg = config_for(exp.cfg, exp.options, {}, {})

@@ -26,7 +26,7 @@ import optuna
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError, StorageError
-from sweeps._storage import check_storage, is_grpc, is_url, mask, mask_text, open_database, probe_storage
+from sweeps.storage._url import check_storage, is_grpc, is_url, mask, mask_text, open_database, probe_storage
 
 __all__ = ["main"]
 

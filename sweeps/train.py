@@ -17,14 +17,14 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from sweeps._build import train
 from sweeps._cli import guarded
-from sweeps._config import set_direction, validate_structure
 from sweeps._errors import ConfigError
-from sweeps._experiment import Experiment
-from sweeps._monitor import make_monitor
-from sweeps._progress import EpochProgress
-from sweeps._space import SearchSpace
+from sweeps.config._schema import set_direction, validate_structure
+from sweeps.config._space import SearchSpace
+from sweeps.experiment._build import train
+from sweeps.experiment._experiment import Experiment
+from sweeps.trial._monitor import make_monitor
+from sweeps.trial._progress import EpochProgress
 
 __all__ = ["main"]
 
@@ -69,8 +69,8 @@ def _load(path: Path, overrides: Sequence[str] = ()) -> DictConfig:
 
 def _compose(overrides: Sequence[str]) -> tuple[DictConfig, Experiment]:
     """The experiment's base config, composed and validated as ``python -m sweeps`` does (no storage)."""
-    from sweeps._experiment import prepare
-    from sweeps._space import config_for
+    from sweeps.config._space import config_for
+    from sweeps.experiment._experiment import prepare
 
     exp, _ = prepare(list(overrides), probe=False)
     return config_for(exp.cfg, exp.options, {}, {}), exp

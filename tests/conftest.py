@@ -34,7 +34,7 @@ def postgres_url():
     import sqlalchemy
     from sqlalchemy.engine import make_url
 
-    from sweeps._storage import mask
+    from sweeps.storage._url import mask
 
     admin = sqlalchemy.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT", poolclass=sqlalchemy.pool.NullPool)
     try:

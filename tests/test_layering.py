@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 # Optuna 5 has no public heartbeat base class; the journal storage's heartbeat uses the private one
 # and pins its behaviour in tests/sweeps/test_journal.py.
-PRIVATE_OPTUNA_ALLOWED = {"sweeps/_journal.py"}
+PRIVATE_OPTUNA_ALLOWED = {"sweeps/storage/_journal.py"}
 FOREIGN_TO_PRACTICES = ("optuna", "optuna_dashboard", "hydra", "omegaconf", "sweeps")
 
 
@@ -117,4 +117,65 @@ def test_layering_private_optuna_modules_only_in_the_isolated_module():
                               and any(part.startswith("_") for part in m.split(".")[1:])})
             if private and where not in PRIVATE_OPTUNA_ALLOWED:
                 offenders.append(f"{where}: {private}")
+    assert offenders == []
+
+
+# sweeps' sub-packages from the bottom up (docs/architecture.md): each imports only those before it.
+# The package's own top-level modules are the shared base (errors, exit codes, signals, one-line
+# output), which imports no sub-package, and the entry points (``python -m`` commands), which import
+# any; so is ``sweeps/vault/__main__.py``, an entry point that nothing imports.
+LAYERS = ["storage", "config", "experiment", "study", "trial", "vault", "driver"]
+BASE = {"sweeps._errors", "sweeps._exit", "sweeps._interrupt", "sweeps._markdown", "sweeps._packaged", "sweeps._say"}
+
+
+def _layer(module: str) -> int | None:
+    parts = module.split(".")
+    if len(parts) > 2 and parts[1] in LAYERS and parts[-1] != "__main__":
+        return LAYERS.index(parts[1])
+    return None
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[str]:
+    offenders = []
+    for module, imported in sorted(graph.items()):
+        for other in sorted(imported):
+            if module in BASE and other.startswith("sweeps.") and other not in BASE:
+                offenders.append(f"{module} -> {other}")
+            mine, theirs = _layer(module), _layer(other)
+            if mine is not None and theirs is not None and theirs > mine:
+                offenders.append(f"{module} -> {other}")
+    return offenders
+
+
+def test_layering_finds_a_planted_upward_import():
+    graph = {"sweeps.config._a": {"sweeps.trial._b"}, "sweeps.trial._b": {"sweeps.config._a"},
+             "sweeps._errors": {"sweeps.storage._url"}, "sweeps.vault.__main__": {"sweeps.driver._x"}}
+    assert _upward_imports(graph) == ["sweeps._errors -> sweeps.storage._url", "sweeps.config._a -> sweeps.trial._b"]
+
+
+def test_layering_sub_packages_import_only_lower_layers():
+    graph = _graph("sweeps")
+    assert {m.split(".")[1] for m in graph if m.count(".") >= 2} == set(LAYERS), "LAYERS lists every sub-package"
+    assert _upward_imports(graph) == []
+
+
+# What Optuna keeps private on its objects; read in the isolated modules only.
+OPTUNA_PRIVATE_ATTRS = {"_storage", "_study_id", "_trial_id", "_cached_frozen_trial"}
+PRIVATE_ATTRS_ALLOWED = {"sweeps/storage/_internals.py", "sweeps/storage/_journal.py"}
+
+
+def _private_attrs(path: Path) -> set[str]:
+    return {node.attr for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.Attribute) and node.attr in OPTUNA_PRIVATE_ATTRS}
+
+
+def test_layering_finds_a_planted_private_attribute(tmp_path):
+    path = tmp_path / "m.py"
+    path.write_text("def f(study):\n    return study._storage, study.study_name\n")
+    assert _private_attrs(path) == {"_storage"}
+
+
+def test_layering_optuna_private_attributes_only_in_the_isolated_modules():
+    offenders = [f"{p.relative_to(ROOT)}: {sorted(_private_attrs(p))}" for p in (ROOT / "sweeps").rglob("*.py")
+                 if str(p.relative_to(ROOT)) not in PRIVATE_ATTRS_ALLOWED and _private_attrs(p)]
     assert offenders == []

@@ -33,7 +33,7 @@ def test_packaging_lists_every_config_group_folder_as_a_package():
 def test_packaging_lists_every_code_package():
     found = sorted(".".join(p.parent.relative_to(ROOT).parts) for top in ("sweeps", "practices")
                    for p in (ROOT / top).rglob("__init__.py"))
-    listed = sorted(p for p in _setuptools()["packages"] if not p.startswith("sweeps.conf"))
+    listed = sorted(p for p in _setuptools()["packages"] if p != "sweeps.conf" and not p.startswith("sweeps.conf."))
     assert listed == found, "pyproject.toml [tool.setuptools] packages must list each package with an __init__.py"
 
 

@@ -148,8 +148,8 @@ def test_hos_params_take_the_drawn_schedules_keys_under_sweeps_names():
 
 
 def _sweeps_experiment(name: str, *overrides: str):
-    from sweeps._compose import compose_experiment
-    from sweeps._experiment import compile_experiment
+    from sweeps.config._compose import compose_experiment
+    from sweeps.experiment._experiment import compile_experiment
 
     return compile_experiment(compose_experiment([f"+experiment={name}", *overrides]))
 
@@ -196,7 +196,7 @@ def test_recipe_trains_what_a_sweeps_trial_trains(params):
     validation accuracy after every epoch: the same samples, split, model, optimizer, schedule and average."""
     from benchmarks import recipes
     from practices.data import train_val
-    from sweeps._build import train
+    from sweeps.experiment._build import train
 
     cfg = _sweeps_experiment("mnist1d_cnn", "trainer.max_epochs=4").config(params)  # SWA averages epoch 4
     X, y, split = recipes.load("mnist1d_cnn")
@@ -227,7 +227,7 @@ def test_threads_section_runs_each_setting_per_repeat_in_rotated_order(tmp_path,
 
     from benchmarks import perf
 
-    monkeypatch.setattr("sweeps._threads.available_cores", lambda: 4)
+    monkeypatch.setattr("sweeps.experiment._threads.available_cores", lambda: 4)
     variants = perf._variants()
     assert list(variants.values()) == ["null", "1", "4"]
     args = argparse.Namespace(repeats=2, threads_trials=3, threads_epochs=12)

@@ -13,13 +13,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import sweeps.vault.__main__ as vault_cli
 from sweeps import export as export_cli
 from sweeps import preflight as preflight_cli
 from sweeps import train as train_cli
-from sweeps import vault as vault_cli
 from sweeps.__main__ import main as sweep_main
 from sweeps._exit import EXIT_CONFIG, EXIT_STORAGE
-from sweeps._experiment import prepare
+from sweeps.experiment._experiment import prepare
 from tests.helpers import subprocess_env
 
 MAINS = {"sweeps": sweep_main, "export": export_cli.main, "vault": vault_cli.main, "preflight": preflight_cli.main,
@@ -207,11 +207,11 @@ def _no_sweep(*args, **kwargs):
 
 @pytest.mark.parametrize("c", ALL)
 def test_bad_input_is_refused_in_one_line_and_writes_nothing(c, fx, in_tmp, capsys, monkeypatch):
-    import sweeps._driver
-    import sweeps._staged
+    import sweeps.driver._driver
+    import sweeps.driver._staged
 
-    monkeypatch.setattr(sweeps._driver, "run", _no_sweep)
-    monkeypatch.setattr(sweeps._staged, "run_stages", _no_sweep)
+    monkeypatch.setattr(sweeps.driver._driver, "run", _no_sweep)
+    monkeypatch.setattr(sweeps.driver._staged, "run_stages", _no_sweep)
     before = _listing(fx)
     code = MAINS[c.command](_argv(c, fx))
     out, err = capsys.readouterr()

@@ -5,8 +5,8 @@ import torch
 from omegaconf import OmegaConf
 
 from practices.train import evaluate
-from sweeps._build import make_average, train
-from sweeps._experiment import prepare
+from sweeps.experiment._build import make_average, train
+from sweeps.experiment._experiment import prepare
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=3",
          "trainer.batch_size=32", "trainer.num_threads=1", "preflight=off"]

@@ -2,10 +2,10 @@ import numpy as np
 import pytest
 import torch
 
-from sweeps._build import build
-from sweeps._compose import CONF_DIR
-from sweeps._experiment import prepare
-from sweeps._space import config_for
+from sweeps.config._compose import CONF_DIR
+from sweeps.config._space import config_for
+from sweeps.experiment._build import build
+from sweeps.experiment._experiment import prepare
 
 GROUPS = ["data", "model", "optimizer", "schedule", "trainer", "sweep"]
 
@@ -59,7 +59,7 @@ def test_every_experiment_prepares(name, in_tmp):
     else:
         from omegaconf import OmegaConf
 
-        from sweeps._stages import parse_stages, stage_experiment
+        from sweeps.experiment._stage_plan import parse_stages, stage_experiment
 
         stage = parse_stages(OmegaConf.to_container(exp.cfg.stages))[0]
         assert stage_experiment(exp, stage, f"{name}.{stage.name}", None).space.distributions()

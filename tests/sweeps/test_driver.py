@@ -7,11 +7,11 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from sweeps import _records
 from sweeps import export as export_cli
 from sweeps import train as train_cli
 from sweeps.__main__ import main
-from sweeps._build import trial_seed
+from sweeps.experiment._build import trial_seed
+from sweeps.study import _records
 
 pytestmark = pytest.mark.slow
 N = 12
@@ -91,7 +91,7 @@ def test_export_writes_best_yaml_and_trials_csv(quickstart):
     assert {"override /model": "cnn"} in cfg["defaults"]
     table = pd.read_csv(folder / "exports/quickstart/trials.csv")
     assert len(table) == N and set(table["state"]) <= {"COMPLETE", "PRUNED"}
-    # What a pandas user reads (sweeps/_table.py): params and key attributes, no attribute blobs.
+    # What a pandas user reads (sweeps/study/_table.py): params and key attributes, no attribute blobs.
     assert table["params_optimizer.lr"].notna().all()
     assert set(table["end_reason"]) <= {"completed", "pruned"}
     assert not [c for c in table.columns if c.startswith(("user_attrs_", "system_attrs_"))]
@@ -197,10 +197,10 @@ class _FailedByAnotherWorker:
 def test_run_trials_goes_on_after_another_worker_failed_its_running_trial(in_tmp, monkeypatch, capsys, notices):
     """Optuna 5.0.0's Study.optimize raises "AssertionError: Should not reach." (or the tell's
     ValueError) here, which ended the worker (issue 16, item 4)."""
-    import sweeps._driver as driver
-    import sweeps._loop as loop
-    from sweeps._experiment import prepare
-    from sweeps._study import count_trials, open_study
+    import sweeps.driver._driver as driver
+    import sweeps.driver._loop as loop
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import count_trials, open_study
 
     url = f"sqlite:///{in_tmp}/sweeps.db"
     exp, data = prepare(["sweep.n_trials=3", f"sweep.storage={url}", *TINY])
@@ -242,10 +242,10 @@ def test_unwritable_export_dir_is_refused_before_anything_is_written(in_tmp, cap
 
 
 def test_vault_stays_sealed_when_the_exports_cannot_be_written_at_opening_time(in_tmp, capsys):
-    import sweeps._driver as driver
-    from sweeps._experiment import prepare
-    from sweeps._study import open_study
-    from sweeps._vault import Vault, check_seal, open_when_due
+    import sweeps.driver._driver as driver
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import open_study
+    from sweeps.vault._vault import Vault, check_seal, open_when_due
 
     exp, data = prepare(["sweep.n_trials=1", *TINY])
     study = open_study(exp, driver.storage_for(exp))

@@ -14,9 +14,16 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from sweeps._errors import ConfigError, StorageError
-from sweeps._journal import HEARTBEAT_ATTR
-from sweeps._storage import check_storage, dashboard_command, grpc_address, open_storage, probe_storage, storage_file
-from sweeps._study import count_trials, end_reason
+from sweeps.storage._journal import HEARTBEAT_ATTR
+from sweeps.storage._url import (
+    check_storage,
+    dashboard_command,
+    grpc_address,
+    open_storage,
+    probe_storage,
+    storage_file,
+)
+from sweeps.study._study import count_trials, end_reason
 from tests.helpers import subprocess_env
 
 pytest.importorskip("grpc")

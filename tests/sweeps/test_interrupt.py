@@ -17,8 +17,8 @@ from optuna.trial import TrialState
 
 from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
-from sweeps._storage import open_storage
-from sweeps._study import count_trials, end_reason
+from sweeps.storage._url import open_storage
+from sweeps.study._study import count_trials, end_reason
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -168,7 +168,7 @@ def test_workers_exit_when_their_parent_is_killed(in_tmp):
 
 
 def test_interrupt_while_opening_the_vault_says_how_to_finish_the_opening(in_tmp, monkeypatch, capsys):
-    import sweeps._vault as vault
+    import sweeps.vault._vault as vault
 
     def interrupted(*args, **kwargs):
         raise Interrupted(signal.SIGINT)

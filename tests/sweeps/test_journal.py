@@ -1,4 +1,4 @@
-"""Heartbeats on the journal file storage (sweeps._journal), against RDBStorage's behaviour, and the
+"""Heartbeats on the journal file storage (sweeps.storage._journal), against RDBStorage's behaviour, and the
 Optuna behaviour they rely on (its private heartbeat base class)."""
 
 import time
@@ -9,8 +9,8 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_s
 from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 from optuna.trial import TrialState
 
-import sweeps._journal
-from sweeps._journal import HEARTBEAT_ATTR, HeartbeatJournalStorage, heartbeat_time
+import sweeps.storage._journal
+from sweeps.storage._journal import HEARTBEAT_ATTR, HeartbeatJournalStorage, heartbeat_time
 
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -18,7 +18,7 @@ GRACE_S = 1
 
 
 class _Clock:
-    """Stands in for the ``time`` module inside sweeps._journal: the journal's clock, moved by hand."""
+    """Stands in for the ``time`` module inside sweeps.storage._journal: the journal's clock, moved by hand."""
 
     def __init__(self) -> None:
         self.now = time.time()
@@ -30,7 +30,7 @@ class _Clock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = _Clock()
-    monkeypatch.setattr(sweeps._journal, "time", fake)
+    monkeypatch.setattr(sweeps.storage._journal, "time", fake)
     return fake
 
 
@@ -139,7 +139,7 @@ def test_journal_default_grace_period_is_twice_the_interval(tmp_path, clock):
 
 
 # The Optuna behaviour the journal's heartbeats rely on. Optuna keeps it in a private module
-# (optuna.storages._heartbeat); if any of these fail after an Optuna upgrade, sweeps._journal must follow.
+# (optuna.storages._heartbeat); if any of these fail after an Optuna upgrade, sweeps.storage._journal must follow.
 
 
 def test_optuna_heartbeat_base_class_asks_for_what_the_journal_implements():

@@ -265,15 +265,15 @@ def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
 
 
 def test_an_unexpected_error_shows_hydra_report_with_passwords_masked(in_tmp, capsys, monkeypatch):
-    import sweeps._app
-    import sweeps._driver
+    import sweeps.driver._app
+    import sweeps.driver._driver
 
     def crash(exp, data):
         raise RuntimeError(f"boom at {exp.cfg.sweep.storage}")
 
     url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"
-    monkeypatch.setattr(sweeps._driver, "run", crash)
-    monkeypatch.setattr(sweeps._app, "prepare", lambda overrides: (_FakeExp(url), None))  # no server needed
+    monkeypatch.setattr(sweeps.driver._driver, "run", crash)
+    monkeypatch.setattr(sweeps.driver._app, "prepare", lambda overrides: (_FakeExp(url), None))  # no server needed
     assert main(["+experiment=quickstart", f"sweep.storage={url}"]) == 1
     err = capsys.readouterr().err
     assert "Error executing job with overrides" in err and "RuntimeError: boom at postgresql://postgres:***@" in err

@@ -11,9 +11,9 @@ from practices.checks import CheckResult
 from practices.monitor import Monitor
 from practices.train import EpochStats
 from sweeps._markdown import literal
-from sweeps._preflight import render
-from sweeps._report import _outcome, render_note
-from sweeps._staged import _write_note
+from sweeps.driver._staged import _write_note
+from sweeps.trial._preflight import render
+from sweeps.trial._report import _outcome, render_note
 
 HOSTILE = [
     "![x](http://evil.example/a.png)",

@@ -4,8 +4,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeps._experiment import prepare
-from sweeps._objective import Objective, _duplicate_of
+from sweeps.experiment._experiment import prepare
+from sweeps.trial._objective import Objective, _duplicate_of
 
 LR = 0.05
 OVERRIDES = ["sweep.n_trials=2", "trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off",

@@ -3,9 +3,9 @@
 import optuna
 import pytest
 from optuna.trial import TrialState
-from optuna_dashboard._note import get_note_from_system_attrs
+from optuna_dashboard import get_note
 
-import sweeps._preflight as preflight_module
+import sweeps.trial._preflight as preflight_module
 from sweeps import preflight as preflight_cli
 from sweeps.__main__ import main
 
@@ -19,7 +19,7 @@ def _study():
 
 
 def _note(study, trial):
-    return get_note_from_system_attrs(study._storage.get_study_system_attrs(study._study_id), trial._trial_id)["body"]
+    return get_note(optuna.Trial(study, trial._trial_id))  # a Trial: get_note takes no FrozenTrial
 
 
 def test_preflight_broken_backward_of_fixed_architecture_stops_after_first_trial(in_tmp, capsys):
@@ -130,8 +130,8 @@ def test_preflight_cli_reports_and_exits_0_1(in_tmp, capsys):
 def test_preflight_fingerprint_ignores_dropout_but_not_architecture(in_tmp):
     import torch
 
-    from sweeps._experiment import prepare
-    from sweeps._preflight import fingerprint, run_checks
+    from sweeps.experiment._experiment import prepare
+    from sweeps.trial._preflight import fingerprint, run_checks
 
     exp, dataset = prepare(BLOBS)
     data = dataset.train_val()

@@ -4,7 +4,7 @@ import io
 
 from practices.train import EpochStats
 from sweeps import train as train_cli
-from sweeps._progress import EpochProgress
+from sweeps.trial._progress import EpochProgress
 
 
 class _Terminal(io.StringIO):

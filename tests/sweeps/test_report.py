@@ -13,13 +13,14 @@ from PIL import Image
 
 from practices.monitor import Monitor
 from practices.train import EpochStats, evaluate
-from sweeps import _records, _render
 from sweeps.__main__ import main
-from sweeps._build import build
-from sweeps._experiment import Experiment
-from sweeps._plots import PLACEHOLDER_PNG
-from sweeps._render import Renderer
-from sweeps._report import preflight_rows, render_note
+from sweeps.experiment._build import build
+from sweeps.experiment._experiment import Experiment
+from sweeps.study import _records
+from sweeps.trial import _render
+from sweeps.trial._plots import PLACEHOLDER_PNG
+from sweeps.trial._render import Renderer
+from sweeps.trial._report import preflight_rows, render_note
 
 PREFLIGHT = {
     "preflight.gradient_check.passed": True,
@@ -142,7 +143,7 @@ def _live(study, frozen):
 def test_report_trial_never_raises_and_masks_the_storage_password(tmp_path, monkeypatch):
     from omegaconf import OmegaConf
 
-    from sweeps import _report
+    from sweeps.trial import _report
 
     storage = "postgresql://user:hunter2@db.example/sweeps"
 

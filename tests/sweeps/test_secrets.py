@@ -14,12 +14,12 @@ import pytest
 import sqlalchemy
 from sqlalchemy.engine import make_url
 
-from sweeps import _records
+import sweeps.vault.__main__ as vault_cli
 from sweeps import export as export_cli
 from sweeps import train as train_cli
-from sweeps import vault as vault_cli
 from sweeps.__main__ import main
-from sweeps._storage import mask, mask_text
+from sweeps.storage._url import mask, mask_text
+from sweeps.study import _records
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow

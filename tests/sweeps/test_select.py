@@ -1,4 +1,4 @@
-"""Seed-robust selection (sweeps/_select.py, docs/select.md), end to end on tiny sweeps (blobs, an MLP of
+"""Seed-robust selection (sweeps/study/_select.py, docs/select.md), end to end on tiny sweeps (blobs, an MLP of
 width 8, 2 epochs) in a temporary folder. Where the ranking itself is under test, the trial values are
 planted per configuration and seed (the objective's training step is replaced in-process)."""
 
@@ -18,10 +18,11 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 from scipy import stats
 
-from sweeps import _objective, _records, _select, _stats
 from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
-from sweeps._storage import open_storage
+from sweeps.storage._url import open_storage
+from sweeps.study import _records, _select, _stats
+from sweeps.trial import _objective
 from tests.helpers import subprocess_env
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=2",
@@ -286,7 +287,7 @@ def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_r
 def test_select_is_off_in_staged_experiments_with_a_notice(capsys):
     import types
 
-    from sweeps._compose import compose_experiment
+    from sweeps.config._compose import compose_experiment
 
     exp = types.SimpleNamespace(cfg=compose_experiment(["+experiment=digits_staged"]).cfg)
     assert _select.due(exp, None, lambda: False, print) is False, "decided before any study is read"

@@ -5,8 +5,8 @@ from omegaconf import OmegaConf
 from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
 
 from sweeps._errors import ConfigError
-from sweeps._experiment import prepare
-from sweeps._space import Probe, config_for
+from sweeps.config._space import Probe, config_for
+from sweeps.experiment._experiment import prepare
 
 QUICK = ["+experiment=quickstart"]
 
@@ -103,7 +103,7 @@ def test_probes_cover_every_choice_both_ends_and_joint_ends_once(in_tmp):
 
 
 def test_probe_config_moves_between_probes_as_config_for_builds_them(in_tmp):
-    from sweeps._experiment import _ProbeConfig
+    from sweeps.experiment._experiment import _ProbeConfig
 
     # cosine's n_epochs is an interpolation (${trainer.max_epochs}): restoring it must keep it one.
     exp, _ = prepare([*QUICK, "+search.schedule.options.cosine.n_epochs={type:int,low:6,high:12}",
@@ -127,7 +127,7 @@ def test_adams_betas_are_searchable_as_scalar_keys(in_tmp):
     params = {**exp.space.probes()[0].values, "optimizer.lr": 0.01, "optimizer.beta1": 0.85, "optimizer.beta2": 0.99,
               "model.hidden": 32, "schedule": "constant"}
     cfg = exp.config(params)
-    from sweeps._build import build
+    from sweeps.experiment._build import build
 
     built = build(cfg, (1, 8, 8), 10, seed=0)
     assert isinstance(built.optimizer, torch.optim.Adam)

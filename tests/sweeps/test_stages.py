@@ -5,11 +5,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from sweeps import _records
 from sweeps.__main__ import main
 from sweeps._errors import ConfigError
-from sweeps._stages import narrowed, parse_stages, translated_lr
-from sweeps._vault import Vault
+from sweeps.experiment._stage_plan import narrowed, parse_stages, translated_lr
+from sweeps.study import _records
+from sweeps.vault._vault import Vault
 
 pytestmark = pytest.mark.slow
 TINY = ["+experiment=digits_staged", "trainer.max_epochs=1", "stages.0.n_trials=3", "stages.1.n_trials=2",
@@ -65,7 +65,7 @@ def test_vault_opens_once_for_the_whole_staged_experiment(in_tmp, capsys):
 
 
 def test_vault_commands_understand_a_staged_experiment(in_tmp, capsys):
-    from sweeps import vault as vault_cli
+    import sweeps.vault.__main__ as vault_cli
 
     optuna.create_study(study_name="other", storage="sqlite:///sweeps.db")
     assert vault_cli.main(["status", *TINY]) == 2

@@ -7,7 +7,7 @@ import sqlalchemy
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError, StorageError
 from sweeps._exit import EXIT_CONFIG, EXIT_STORAGE
-from sweeps._storage import check_storage, mask_text, open_storage, probe_storage, storage_file
+from sweeps.storage._url import check_storage, mask_text, open_storage, probe_storage, storage_file
 
 
 def test_storage_probe_of_new_files_creates_nothing(in_tmp):

@@ -1,7 +1,7 @@
 """Resuming a study: which monitor settings may change."""
 
-from sweeps import _records
 from sweeps.__main__ import main
+from sweeps.study import _records
 
 # vault.auto_open=false: the resume extends the study, which an opened vault would refuse.
 BASE = ["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1", "vault.auto_open=false",
@@ -66,7 +66,7 @@ def test_val_loss_sweep_minimizes_names_its_metric_and_opens_the_vault_for_the_l
 def test_study_made_before_direction_followed_the_metric_resumes(in_tmp, capsys):
     import optuna
 
-    from sweeps._study import config_fingerprint
+    from sweeps.study._study import config_fingerprint
 
     # As older sweeps made it: direction recorded as maximize, no metric names.
     assert main([*BASE, "sweep.direction=maximize"]) == 0
@@ -93,8 +93,8 @@ def test_study_maximizing_val_loss_is_refused_on_resume(in_tmp, capsys):
 def test_study_made_before_weight_averaging_resumes_and_averaging_counts_as_a_change(in_tmp, capsys):
     import optuna
 
-    from sweeps import _records
-    from sweeps._study import config_fingerprint
+    from sweeps.study import _records
+    from sweeps.study._study import config_fingerprint
 
     assert main(BASE) == 0
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")

@@ -8,8 +8,8 @@ import pytest
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
-from sweeps._export import export_study
-from sweeps._table import trials_table
+from sweeps.driver._export import export_study
+from sweeps.study._table import trials_table
 
 START = datetime.datetime(2026, 1, 1, 12, 0, 0)
 pytestmark = pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # set_metric_names

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sweeps._experiment import prepare
+from sweeps.experiment._experiment import prepare
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ import pytest
 from omegaconf import OmegaConf
 from torch import nn
 
-from sweeps._build import n_threads
-from sweeps._threads import SMALL_MODEL_PARAMETERS, available_cores, choose_threads
+from sweeps.experiment._build import n_threads
+from sweeps.experiment._threads import SMALL_MODEL_PARAMETERS, available_cores, choose_threads
 
 BIG = 10 * SMALL_MODEL_PARAMETERS
 
@@ -44,7 +44,7 @@ def test_threads_available_cores_follow_the_affinity_mask(monkeypatch):
 
 
 def test_threads_config_value_wins_and_null_chooses(monkeypatch):
-    monkeypatch.setattr("sweeps._build.available_cores", lambda: 8)
+    monkeypatch.setattr("sweeps.experiment._build.available_cores", lambda: 8)
     big = nn.Linear(1000, 2000)  # 2M parameters
     cfg = OmegaConf.create({"trainer": {"num_threads": None}, "sweep": {"n_workers": 2}})
     assert n_threads(cfg, big) == 4

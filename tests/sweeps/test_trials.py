@@ -6,7 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from sweeps._trials import SURPLUS, RunningTally, count_trials, holds_slot, tally
+from sweeps.study._trials import SURPLUS, RunningTally, count_trials, holds_slot, tally
 
 
 def _study():

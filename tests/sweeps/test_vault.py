@@ -14,16 +14,18 @@ import torch
 import yaml
 from optuna_dashboard import get_note
 
+import sweeps.vault.__main__ as vault_cli
 from practices.data import TrainVal
+from practices.sealed import SealedError
 from practices.train import evaluate
-from practices.vault import SealedError
-from sweeps import _records, _vault
-from sweeps import vault as vault_cli
 from sweeps.__main__ import main
-from sweeps._build import build
-from sweeps._experiment import prepare
-from sweeps._objective import Objective
-from sweeps._storage import open_storage
+from sweeps.experiment import seal_test, unseal
+from sweeps.experiment._build import build
+from sweeps.experiment._experiment import prepare
+from sweeps.storage._url import open_storage
+from sweeps.study import _records
+from sweeps.trial._objective import Objective
+from sweeps.vault import _vault
 from tests.helpers import subprocess_env
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=2",
@@ -158,10 +160,10 @@ def test_seal_test_is_deterministic_and_stratified():
 
     X, y = load_digits()
     cut = lambda: split_indices(y, val_fraction=0.2, test_fraction=0.2, seed=0)  # noqa: E731
-    first, _, _ = _vault.seal_test(X, y, cut(), drop_duplicates=False)
-    second, _, _ = _vault.seal_test(X.copy(), y.copy(), cut(), drop_duplicates=True)
+    first, _, _ = seal_test(X, y, cut(), drop_duplicates=False)
+    second, _, _ = seal_test(X.copy(), y.copy(), cut(), drop_duplicates=True)
     assert first.fingerprint == second.fingerprint and first.n_samples == 360
-    _, y_test = first.tensors(_vault._KEY)
+    _, y_test = unseal(first)
     share = np.bincount(y_test.numpy(), minlength=10) / len(y_test)
     assert np.abs(share - np.bincount(y) / len(y)).max() < 0.01
 
@@ -191,7 +193,7 @@ def _arrays_reachable_from(root: object) -> list[np.ndarray]:
 def test_trial_code_cannot_read_test_data(in_tmp):
     exp, dataset = prepare(SMALL)
     objective = Objective(exp, dataset.train_val())
-    X_test, _ = dataset.sealed.tensors(_vault._KEY)  # only the vault module holds this key
+    X_test, _ = unseal(dataset.sealed)  # only the vault opens it
     test_rows = {row.tobytes() for row in X_test.numpy().reshape(len(X_test), -1)}
     for array in _arrays_reachable_from(objective):
         rows = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(1, -1)
@@ -220,7 +222,7 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
     cfg = exp.config(best.params)
     untrained = build(cfg, dataset.in_shape, dataset.n_classes, seed=123).model  # tells a checkpoint from a retrain
     torch.save(untrained.state_dict(), in_tmp / "best.pt")
-    (in_tmp / "sweeps_artifacts").mkdir(exist_ok=True)  # where sweeps._storage.artifact_dir puts it for sweeps.db
+    (in_tmp / "sweeps_artifacts").mkdir(exist_ok=True)  # where sweeps.storage._url.artifact_dir puts it for sweeps.db
     store = optuna.artifacts.FileSystemArtifactStore(in_tmp / "sweeps_artifacts")
     artifact_id = optuna.artifacts.upload_artifact(artifact_store=store, file_path=str(in_tmp / "best.pt"),
                                                    study_or_trial=study)
@@ -231,7 +233,7 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
     assert vault_cli.main(["open", *manual]) == 0
     result = _records.read(_study(), "vault.result")
     assert result["final_model"] == "checkpoint" and result["artifact_id"] == artifact_id
-    X_test, y_test = dataset.sealed.tensors(_vault._KEY)
+    X_test, y_test = unseal(dataset.sealed)
     loss, accuracy = evaluate(untrained, X_test, y_test)
     assert result["test"] == {"test_accuracy": accuracy, "test_loss": loss}
 
@@ -272,7 +274,7 @@ def test_claim_is_atomic_across_threads_racing_on_one_storage(in_tmp):
     def race(vault):
         barrier.wait()
         try:
-            _vault._claim(vault, 1, forced=False)
+            _vault.claim(vault, 1, forced=False)
             won.append(vault)
         except _vault.VaultBusy:
             pass
@@ -329,7 +331,7 @@ def test_final_model_is_the_averaged_one_when_averaging_is_on(in_tmp, capsys, fi
     assert result["final_model"] == final_model
     exp, dataset = prepare(args)
     cfg = exp.config(best.params)
-    X_test, y_test = dataset.sealed.tensors(_vault._KEY)
+    X_test, y_test = unseal(dataset.sealed)
     losses = {}
     for averaged in (False, True):  # the best trial's model by hand, to its best epoch
         built = build(cfg, dataset.in_shape, dataset.n_classes, seed=best.user_attrs["seed"])
@@ -348,7 +350,7 @@ def test_retrain_config_keeps_the_trials_swa_window(averaging, start, expected_s
     retrain must still start averaging at epoch 7, not at 0.75 * 7 + 1 = 6."""
     from omegaconf import OmegaConf
 
-    from sweeps._vault import retrain_config
+    from sweeps.vault._vault import retrain_config
 
     cfg = OmegaConf.create({"trainer": {"max_epochs": 8, "averaging": averaging, "swa_start_epoch": start}})
     cut = retrain_config(cfg, 7)

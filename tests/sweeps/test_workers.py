@@ -13,9 +13,9 @@ import pytest
 from optuna.trial import TrialState
 
 from sweeps.__main__ import main
-from sweeps._storage import open_storage
-from sweeps._study import count_trials, end_reason
-from sweeps._vault import Vault
+from sweeps.storage._url import open_storage
+from sweeps.study._study import count_trials, end_reason
+from sweeps.vault._vault import Vault
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
@@ -143,9 +143,9 @@ def test_worker_recycled_after_trials_per_worker(in_tmp):
 MEMORY_SCRIPT = textwrap.dedent('''
     import json, os, sys
     import optuna
-    from sweeps._driver import run_trials, storage_for
-    from sweeps._experiment import prepare
-    from sweeps._study import open_study
+    from sweeps.driver._driver import run_trials, storage_for
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import open_study
 
     def rss_mb():
         with open("/proc/self/statm") as f:

@@ -1,0 +1,114 @@
+"""Hydra composition, done once per run (never per trial)."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from typing import Any, Iterator, Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.utils import JobRuntime
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from sweeps._errors import ConfigError
+from sweeps._packaged import conf_dir
+from sweeps.storage._url import mask_text
+
+__all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_hydra", "compose_options", "own_hydra"]
+
+CONF_DIR = conf_dir()  # the packaged config tree (sweeps/conf/ in a wheel, conf/ in a checkout)
+# ${sweeps_conf:data/wine.csv}: a file shipped in the config tree, wherever the package is installed.
+OmegaConf.register_new_resolver("sweeps_conf", lambda relative: str(CONF_DIR / relative), replace=True)
+GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "vault", "monitor", "preflight")
+
+
+@dataclasses.dataclass
+class Composed:
+    """The composed config (unresolved) and the option Hydra chose for each config group."""
+
+    cfg: DictConfig
+    choices: dict[str, str]
+    overrides: list[str]
+
+    @property
+    def experiment(self) -> str | None:
+        return self.choices.get("experiment")
+
+
+@contextlib.contextmanager
+def own_hydra() -> Iterator[None]:
+    """Hydra's global state set to our config tree for one composition, then put back as it was: inside
+    ``python -m sweeps`` (``@hydra.main``) the application's Hydra keeps running around it."""
+    global_hydra = GlobalHydra.instance()
+    running, job_name = global_hydra.hydra, JobRuntime.instance().get("name") if global_hydra.hydra else None
+    global_hydra.clear()
+    try:
+        with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+            yield
+    finally:
+        GlobalHydra.instance().clear()
+        if running is not None:
+            GlobalHydra.instance().initialize(running)
+            JobRuntime.instance().set("name", job_name)
+
+
+def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str]]:
+    try:
+        with own_hydra():
+            cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
+    except (HydraException, OmegaConfBaseException) as exc:
+        # Hydra echoes the overrides, a storage URL with its password among them.
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
+    choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra") and v is not None}
+    with _unlocked(cfg):
+        del cfg["hydra"]
+    return cfg, choices
+
+
+class _unlocked:
+    def __init__(self, cfg: DictConfig) -> None:
+        self.cfg = cfg
+
+    def __enter__(self) -> DictConfig:
+        OmegaConf.set_struct(self.cfg, False)
+        return self.cfg
+
+    def __exit__(self, *exc: Any) -> None:
+        OmegaConf.set_struct(self.cfg, True)
+
+
+def compose_experiment(overrides: Sequence[str]) -> Composed:
+    """Composes ``conf/config.yaml`` with command-line ``overrides`` (``+experiment=x`` etc.)."""
+    cfg, choices = _compose(overrides)
+    return Composed(cfg, choices, list(overrides))
+
+
+def compose_hydra(overrides: Sequence[str]) -> DictConfig:
+    """The ``hydra`` node composed with ``overrides`` (mode, sweeper, launcher, output folders), unresolved.
+
+    Raises:
+        ConfigError: the overrides do not compose.
+    """
+    try:
+        with own_hydra():
+            return compose("config", overrides=list(overrides), return_hydra_config=True).hydra
+    except (HydraException, OmegaConfBaseException) as exc:
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
+
+
+def compose_options(composed: Composed, group: str, options: Sequence[str]) -> dict[str, DictConfig]:
+    """The unresolved node of each option of ``group``, composed as if chosen on the command line."""
+    if group not in GROUPS:
+        raise ConfigError(f"search.{group}: only config groups {list(GROUPS)} can be searched as a choice")
+    kept = [o for o in composed.overrides if not o.lstrip("+~").split("=")[0].split(".")[0] == group]
+    nodes = {}
+    for option in options:
+        try:
+            cfg, _ = _compose([*kept, f"{group}={option}"])
+        except ConfigError as exc:
+            raise ConfigError(f"search.{group}.options.{option}: {exc}") from None
+        nodes[option] = cfg[group]
+    return nodes

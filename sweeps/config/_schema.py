@@ -1,0 +1,398 @@
+"""Schemas of the driver's own config nodes (sweep, trainer, split, vault) and their validation."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import re
+from typing import Any, Optional
+
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from practices.averaging import check_averaging
+from practices.monitor import CHECKPOINT_POLICIES, Thresholds
+from practices.train import METRICS
+from sweeps._errors import ConfigError
+from sweeps.config._stage_spec import parse_stages
+
+__all__ = [
+    "PRUNERS",
+    "SAMPLERS",
+    "TOP_LEVEL_KEYS",
+    "MonitorConfig",
+    "PreflightConfig",
+    "SelectConfig",
+    "check_averaging_keys",
+    "check_study_name",
+    "direction_of",
+    "monitor_config",
+    "preflight_config",
+    "select_config",
+    "set_direction",
+    "validate_structure",
+]
+
+SAMPLERS = ("tpe", "random", "qmc")
+PRUNERS = ("median", "hyperband", "successive_halving", "none")
+DIRECTIONS = ("maximize", "minimize")
+DEVICES = ("auto", "cpu", "cuda")
+TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "preflight",
+                  "search", "provenance", "vault", "stages", "lr_range_test", "select")
+FINAL_MODELS = ("retrain", "checkpoint")
+MAX_SEED = 2**32 - 2  # numpy and scikit-learn take seeds in [0, 2**32 - 1]; the split uses seed + 1 as well
+# Study names become folder names under sweep.export_dir: no path separators, no leading dot.
+STUDY_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
+
+
+@dataclasses.dataclass
+class SweepConfig:
+    study_name: Optional[str] = None
+    storage: str = "sqlite:///sweeps.db"
+    metric: str = "val_accuracy"
+    direction: Optional[str] = None  # null: follows the metric (val_accuracy maximize, val_loss minimize)
+    n_trials: int = 20
+    timeout: Optional[float] = None
+    seed: int = 0
+    sampler: str = "tpe"
+    pruner: str = "median"
+    max_failure_rate: float = 0.5
+    export_dir: str = "exports"
+    artifact_dir: Optional[str] = None
+    n_workers: int = 1
+    stage: Optional[str] = None
+    trials_per_worker: Optional[int] = None
+    heartbeat_interval: int = 30
+    grace_period: Optional[int] = None
+    stale_retries: int = 2
+
+
+@dataclasses.dataclass
+class TrainerConfig:
+    max_epochs: int = 20
+    batch_size: int = 64
+    device: str = "auto"
+    num_threads: Optional[int] = None
+    averaging: str = "none"
+    ema_decay: float = 0.999
+    swa_start_epoch: Optional[int] = None
+
+
+@dataclasses.dataclass
+class SplitConfig:
+    val_fraction: float = 0.2
+    test_fraction: float = 0.2
+    seed: int = 0
+
+
+@dataclasses.dataclass
+class VaultConfig:
+    drop_duplicates: bool = False
+    final_model: str = "retrain"
+    auto_open: bool = True
+    reopen: bool = False
+
+
+@dataclasses.dataclass
+class SelectConfig:
+    enabled: bool = True
+    top_k: int = 5
+    n_seeds: int = 2
+
+
+@dataclasses.dataclass
+class MonitorConfig:
+    enabled: bool = True
+    every_n_steps: int = 25
+    patience: Optional[int] = 10
+    stop_on_divergence: bool = True
+    checkpoints: str = "best_and_last"
+    plots: bool = True
+    print_diagnoses: bool = False
+    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+
+
+@dataclasses.dataclass
+class GradientCheckConfig:
+    enabled: bool = True
+    n_samples: int = 4
+    n_entries: int = 10
+    step: float = 1e-5
+    threshold: float = 1e-4
+
+
+@dataclasses.dataclass
+class InitLossCheckConfig:
+    enabled: bool = True
+    n_inits: int = 3
+    n_samples: int = 256
+    tolerance: float = 0.1
+
+
+@dataclasses.dataclass
+class OverfitCheckConfig:
+    enabled: bool = True
+    n_samples: int = 10
+    max_steps: int = 300
+    lr: float = 0.01
+    loss_threshold: float = 0.01
+
+
+@dataclasses.dataclass
+class PreflightConfig:
+    seed: int = 0
+    cache: bool = True
+    ignore: list[str] = dataclasses.field(default_factory=lambda: ["model.dropout"])
+    stop_on_unfixable: bool = True
+    gradient: GradientCheckConfig = dataclasses.field(default_factory=GradientCheckConfig)
+    init_loss: InitLossCheckConfig = dataclasses.field(default_factory=InitLossCheckConfig)
+    overfit: OverfitCheckConfig = dataclasses.field(default_factory=OverfitCheckConfig)
+
+
+_SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "monitor": MonitorConfig,
+            "vault": VaultConfig, "preflight": PreflightConfig, "select": SelectConfig}
+# Thresholds that are shares of something, hence at most 1.
+_FRACTIONS = ("slow_progress", "oscillation_fraction", "dead_relu", "saturation")
+
+
+def _typed(name: str, node: Any) -> Any:
+    """``node`` merged onto its schema: unknown keys and wrong types raise ConfigError."""
+    try:
+        if isinstance(node, DictConfig):  # resolved where it sits: interpolations may point anywhere in the root
+            node = OmegaConf.to_container(node, resolve=True)
+        return OmegaConf.merge(OmegaConf.structured(_SCHEMAS[name]), node)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or (f"{name}.{exc.key}" if getattr(exc, "key", None) else name)
+        key = key if key.startswith(f"{name}.") or key == name else f"{name}.{key}"
+        allowed = [f.name for f in dataclasses.fields(_SCHEMAS[name])]
+        raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc} (keys of {name}: {allowed})") from None
+
+
+_TYPED_CACHE: dict[tuple[str, str], Any] = {}
+_TYPED_CACHE_SIZE = 64
+
+
+def _typed_cached(name: str, node: Any) -> Any:
+    """:func:`_typed` for a node that is fixed for a study (``monitor``, ``preflight``): every trial
+    asks for it, and the schema merge costs ~10 ms each time; the result is read-only."""
+    try:
+        plain = OmegaConf.to_container(node, resolve=True) if OmegaConf.is_config(node) else node
+        key = (name, json.dumps(plain, sort_keys=True, default=str))
+    except (OmegaConfBaseException, TypeError, ValueError):  # unresolvable or odd: validate it the slow way
+        return _typed(name, node)
+    typed = _TYPED_CACHE.get(key)
+    if typed is None:
+        typed = _typed(name, node)  # raises ConfigError for a bad node: nothing cached
+        OmegaConf.set_readonly(typed, True)
+        if len(_TYPED_CACHE) >= _TYPED_CACHE_SIZE:
+            _TYPED_CACHE.clear()
+        _TYPED_CACHE[key] = typed
+    return typed
+
+
+def monitor_config(cfg: DictConfig) -> MonitorConfig:
+    """The validated ``monitor`` node as a :class:`MonitorConfig`; defaults where the node is absent
+    (configs exported before the monitor existed).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or a value out of range.
+    """
+    node = cfg.get("monitor") if "monitor" in cfg else None
+    monitor = _typed_cached("monitor", node if node is not None else {})
+    _require(monitor.every_n_steps >= 1, f"monitor.every_n_steps must be >= 1, got {monitor.every_n_steps}")
+    _require(monitor.patience is None or monitor.patience >= 1,
+             f"monitor.patience must be >= 1 epochs or null (never stop early), got {monitor.patience}")
+    _require(monitor.checkpoints in CHECKPOINT_POLICIES,
+             f"monitor.checkpoints must be one of {list(CHECKPOINT_POLICIES)}, got {monitor.checkpoints!r}")
+    thresholds = monitor.thresholds
+    for field in dataclasses.fields(Thresholds):
+        value = thresholds[field.name]
+        _require(value > 0, f"monitor.thresholds.{field.name} must be > 0, got {value}")
+        if field.name in _FRACTIONS:
+            _require(value <= 1, f"monitor.thresholds.{field.name} must be in (0, 1], got {value}")
+    _require(thresholds.update_ratio_low < thresholds.update_ratio_high,
+             f"monitor.thresholds.update_ratio_low must be < update_ratio_high, got "
+             f"{thresholds.update_ratio_low} and {thresholds.update_ratio_high}")
+    return OmegaConf.to_object(monitor)
+
+
+def _require(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def _check_interpolations(cfg: DictConfig) -> None:
+    """Every ``${...}`` resolves (values are resolved later, per trial, so that searched keys flow
+    into the keys that interpolate them)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except OmegaConfBaseException as exc:
+        key = getattr(exc, "full_key", None) or "config"
+        message = str(getattr(exc, "msg", exc)).splitlines()[0]
+        raise ConfigError(f"{key} cannot be resolved: {message}") from None
+
+
+def validate_structure(cfg: DictConfig) -> None:
+    """Checks the top-level keys and the sweep, trainer, split and vault nodes.
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    _check_interpolations(cfg)
+    unknown = [k for k in cfg.keys() if k not in TOP_LEVEL_KEYS]
+    _require(not unknown, f"unknown top-level config keys {unknown}; allowed: {list(TOP_LEVEL_KEYS)}")
+    missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("search"))
+    if missing:
+        raise ConfigError(f"{missing[0]} has no value (???): set it, e.g. on the command line: {missing[0]}=VALUE")
+    sweep = _typed("sweep", cfg.sweep)
+    trainer = _typed("trainer", cfg.trainer)
+    split = _typed("split", cfg.split)
+    vault = _typed("vault", cfg.vault) if "vault" in cfg else OmegaConf.structured(VaultConfig)
+    _require(vault.final_model in FINAL_MODELS,
+             f"vault.final_model must be one of {list(FINAL_MODELS)}, got {vault.final_model!r}")
+    _validate_preflight(cfg)
+    select_config(cfg)
+    _require(sweep.n_trials >= 1, f"sweep.n_trials must be >= 1, got {sweep.n_trials}")
+    _require(sweep.metric in METRICS, f"sweep.metric must be one of {sorted(METRICS)}, got {sweep.metric!r}")
+    direction_of(sweep)
+    _check_seed("sweep.seed", sweep.seed)
+    _check_seed("split.seed", split.seed)
+    if sweep.study_name is not None:
+        check_study_name(sweep.study_name)
+    lr_range = cfg.get("lr_range_test", False)
+    _require(isinstance(lr_range, bool), f"lr_range_test must be true or false, got {lr_range!r}")
+    _require(sweep.sampler in SAMPLERS, f"sweep.sampler must be one of {list(SAMPLERS)}, got {sweep.sampler!r}")
+    _require(sweep.pruner in PRUNERS, f"sweep.pruner must be one of {list(PRUNERS)}, got {sweep.pruner!r}")
+    _require(
+        0.0 <= sweep.max_failure_rate <= 1.0,
+        f"sweep.max_failure_rate must be in [0, 1], got {sweep.max_failure_rate}",
+    )
+    _require(
+        sweep.timeout is None or sweep.timeout > 0,
+        f"sweep.timeout must be > 0 seconds or null, got {sweep.timeout}",
+    )
+    if cfg.get("stages") is not None:
+        parse_stages(OmegaConf.to_container(cfg.stages, resolve=True))
+    elif sweep.stage is not None:
+        raise ConfigError(f"sweep.stage={sweep.stage!r} but the experiment declares no stages")
+    _require(sweep.n_workers >= 1, f"sweep.n_workers must be >= 1, got {sweep.n_workers}")
+    _require(
+        sweep.trials_per_worker is None or sweep.trials_per_worker >= 1,
+        f"sweep.trials_per_worker must be >= 1 or null, got {sweep.trials_per_worker}",
+    )
+    _require(
+        sweep.heartbeat_interval >= 1,
+        f"sweep.heartbeat_interval must be >= 1 second, got {sweep.heartbeat_interval}",
+    )
+    _require(
+        sweep.grace_period is None or sweep.grace_period > sweep.heartbeat_interval,
+        f"sweep.grace_period must exceed sweep.heartbeat_interval ({sweep.heartbeat_interval}), "
+        f"got {sweep.grace_period}",
+    )
+    _require(sweep.stale_retries >= 0, f"sweep.stale_retries must be >= 0, got {sweep.stale_retries}")
+    _require(trainer.max_epochs >= 1, f"trainer.max_epochs must be >= 1, got {trainer.max_epochs}")
+    _require(trainer.batch_size >= 1, f"trainer.batch_size must be >= 1, got {trainer.batch_size}")
+    _require(
+        trainer.device.split(":")[0] in DEVICES,
+        f"trainer.device must be one of {list(DEVICES)} (or cuda:N), got {trainer.device!r}",
+    )
+    _require(
+        trainer.num_threads is None or trainer.num_threads >= 1,
+        f"trainer.num_threads must be >= 1 or null, got {trainer.num_threads}",
+    )
+    check_averaging_keys(trainer)
+    monitor_config(cfg)
+    for key in ("val_fraction", "test_fraction"):
+        value = split[key]
+        _require(0.0 < value < 1.0, f"split.{key} must be in (0, 1), got {value}")
+    _require(
+        split.val_fraction + split.test_fraction < 1.0,
+        f"split.val_fraction + split.test_fraction must be < 1, got {split.val_fraction + split.test_fraction}",
+    )
+
+
+def check_averaging_keys(trainer: Any) -> None:
+    """Checks ``trainer.averaging``, ``ema_decay`` and ``swa_start_epoch`` (absent: the defaults).
+
+    Raises:
+        ConfigError: naming the key, the value and what is allowed.
+    """
+    try:
+        check_averaging(trainer.get("averaging", "none"), trainer.get("ema_decay", 0.999),
+                        trainer.get("swa_start_epoch", None), trainer.get("max_epochs", None))
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def direction_of(sweep: Any) -> str:
+    """The direction of ``sweep`` (a sweep node): as set, or, where null, the one its metric is
+    optimized in (``val_accuracy`` maximize, ``val_loss`` minimize).
+
+    Raises:
+        ConfigError: an unknown direction, or one that contradicts the metric.
+    """
+    wanted = {"max": "maximize", "min": "minimize"}[METRICS[sweep.metric]]
+    if sweep.direction is None:
+        return wanted
+    _require(sweep.direction in DIRECTIONS,
+             f"sweep.direction must be one of {list(DIRECTIONS)} or null (follows sweep.metric), "
+             f"got {sweep.direction!r}")
+    _require(sweep.direction == wanted,
+             f"sweep.direction={sweep.direction} contradicts sweep.metric={sweep.metric}, which is best when it is "
+             f"{'high' if wanted == 'maximize' else 'low'}: use sweep.direction={wanted}, or null (follows the metric)")
+    return wanted
+
+
+def set_direction(cfg: DictConfig) -> None:
+    """Writes the derived direction into ``cfg.sweep.direction`` (read by the study, the plateau
+    schedule's mode and the stage comparison). Call after :func:`validate_structure`."""
+    struct = OmegaConf.is_struct(cfg)
+    OmegaConf.set_struct(cfg, False)
+    cfg.sweep.direction = direction_of(cfg.sweep)
+    OmegaConf.set_struct(cfg, struct)
+
+
+def check_study_name(name: Any, key: str = "sweep.study_name") -> None:
+    """Refuses a study name that is no safe folder name (it becomes ``<export_dir>/<name>/``)."""
+    _require(isinstance(name, str) and bool(STUDY_NAME.match(name)) and name not in (".", ".."),
+             f"{key} must be 1-100 characters of A-Z a-z 0-9 . _ - without a leading dot (it names the export "
+             f"folder), got {name!r}")
+
+
+def _check_seed(key: str, seed: int) -> None:
+    _require(0 <= seed <= MAX_SEED, f"{key} must be in [0, {MAX_SEED}], got {seed}")
+
+
+def preflight_config(cfg: DictConfig) -> DictConfig:
+    """The typed ``preflight`` node of ``cfg``, with the defaults where it has none (older studies)."""
+    return _typed_cached("preflight", cfg.get("preflight") or {})
+
+
+def select_config(cfg: DictConfig) -> SelectConfig:
+    """The validated ``select`` node as a :class:`SelectConfig`; the defaults where the node is absent
+    (configs exported before seed-robust selection existed).
+
+    Raises:
+        ConfigError: an unknown key, a wrong type or a value out of range.
+    """
+    node = cfg.get("select") if "select" in cfg else None
+    select = _typed("select", node if node is not None else {})
+    _require(select.top_k >= 1, f"select.top_k must be >= 1, got {select.top_k}")
+    _require(select.n_seeds >= 1, f"select.n_seeds must be >= 1 (select=off for no selection), got {select.n_seeds}")
+    return OmegaConf.to_object(select)
+
+
+def _validate_preflight(cfg: DictConfig) -> None:
+    pf = preflight_config(cfg)
+    _check_seed("preflight.seed", pf.seed)
+    for check, keys in (("gradient", ("n_samples", "n_entries")), ("init_loss", ("n_inits", "n_samples")),
+                        ("overfit", ("n_samples", "max_steps"))):
+        for key in keys:
+            _require(pf[check][key] >= 1, f"preflight.{check}.{key} must be >= 1, got {pf[check][key]}")
+    for key, value in (("gradient.threshold", pf.gradient.threshold), ("init_loss.tolerance", pf.init_loss.tolerance),
+                       ("overfit.lr", pf.overfit.lr), ("overfit.loss_threshold", pf.overfit.loss_threshold)):
+        _require(value > 0, f"preflight.{key} must be > 0, got {value}")
+    _require(0 < pf.gradient.step <= 1e-2, f"preflight.gradient.step must be in (0, 0.01], got {pf.gradient.step}")
+    _require(pf.init_loss.tolerance < 1, f"preflight.init_loss.tolerance must be < 1, got {pf.init_loss.tolerance}")
+    bad = [key for key in pf.ignore if not key.startswith("model.")]
+    _require(not bad, f"preflight.ignore may list model.* keys only (what the checks build), got {bad}")

@@ -1,0 +1,105 @@
+"""From a resolved config to a trained model: shared by trials, validation and reruns."""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from practices.averaging import WeightAverage, swa_start
+from practices.data import Split, TrainVal, as_arrays, split_indices
+from practices.train import Callback, FitResult, fit, resolve_device
+from sweeps.experiment._threads import available_cores, choose_threads
+
+__all__ = ["BuildError", "Built", "build", "load_data", "make_average", "n_threads", "train", "trial_seed"]
+
+
+def trial_seed(study_seed: int, trial_number: int) -> int:
+    """A trial's seed, derived from the study's seed and the trial's number."""
+    return int(np.random.SeedSequence([study_seed, trial_number]).generate_state(1)[0] % 2**31)
+
+
+def load_data(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, Split]:
+    """Loads ``cfg.data`` and cuts the split fixed by ``cfg.split``."""
+    X, y = as_arrays(*instantiate(cfg.data))
+    split = split_indices(
+        y, val_fraction=cfg.split.val_fraction, test_fraction=cfg.split.test_fraction, seed=cfg.split.seed
+    )
+    return X, y, split
+
+
+class BuildError(ValueError):
+    """A config group's ``_target_`` could not be built from its keys."""
+
+    def __init__(self, group: str, cfg: DictConfig, exc: Exception) -> None:
+        target = cfg[group].get("_target_") if group in cfg else None
+        cause = exc.__cause__ or exc  # Hydra wraps the target's own error
+        super().__init__(f"{group} ({target}): {type(cause).__name__}: {cause}")
+
+
+def _make(group: str, cfg: DictConfig, make: Any) -> Any:
+    try:
+        return make()
+    except Exception as exc:  # user code can fail in any way; name the group that did
+        raise BuildError(group, cfg, exc) from exc
+
+
+class Built:
+    """A trial's model, optimizer and schedule, built from a resolved config."""
+
+    def __init__(self, cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -> None:
+        self.device = _make("trainer", cfg, lambda: resolve_device(cfg.trainer.device))
+        torch.manual_seed(seed)
+        model = _make("model", cfg,
+                      lambda: instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes, _convert_="all"))
+        self.model = model.to(self.device)
+        self.optimizer = _make("optimizer", cfg,
+                               lambda: instantiate(cfg.optimizer, _convert_="all")(self.model.parameters()))
+        self.scheduler = _make("schedule", cfg, lambda: instantiate(cfg.schedule, _convert_="all")(self.optimizer))
+
+
+def build(cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -> Built:
+    return Built(cfg, in_shape, n_classes, seed)
+
+
+def make_average(cfg: DictConfig, model: torch.nn.Module) -> WeightAverage | None:
+    """The weight average that ``cfg.trainer.averaging`` asks for, or None (``none``, or a config
+    written before averaging existed)."""
+    averaging = OmegaConf.select(cfg, "trainer.averaging", default="none")
+    if averaging == "none":
+        return None
+    start = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
+    decay = OmegaConf.select(cfg, "trainer.ema_decay", default=0.999)
+    return _make("trainer", cfg, lambda: WeightAverage(model, averaging, ema_decay=decay, swa_start_epoch=start))
+
+
+def n_threads(cfg: DictConfig, model: torch.nn.Module | None = None) -> int:
+    """``trainer.num_threads``, or when null the default of :func:`sweeps.experiment._threads.choose_threads`
+    for this process's cores, ``sweep.n_workers`` and the model's size."""
+    if cfg.trainer.num_threads:
+        return int(cfg.trainer.num_threads)
+    n_parameters = None if model is None else sum(p.numel() for p in model.parameters())
+    return choose_threads(available_cores(), OmegaConf.select(cfg, "sweep.n_workers", default=1) or 1, n_parameters)
+
+
+def train(cfg: DictConfig, data: TrainVal, seed: int, callbacks: Sequence[Callback] = ()) -> tuple[FitResult, Built]:
+    """Trains ``cfg`` once on ``data`` with ``seed``; the data moves to the device once."""
+    built = build(cfg, data.in_shape, data.n_classes, seed)
+    torch.set_num_threads(n_threads(cfg, built.model))
+    result = fit(
+        built.model,
+        built.optimizer,
+        built.scheduler,
+        data.to(built.device),
+        max_epochs=cfg.trainer.max_epochs,
+        batch_size=cfg.trainer.batch_size,
+        seed=seed,
+        metric=cfg.sweep.metric,
+        callbacks=callbacks,
+        average=make_average(cfg, built.model),
+    )
+    return result, built
+

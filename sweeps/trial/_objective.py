@@ -1,0 +1,148 @@
+"""One trial: sample, apply to a copy of the config, train with report/prune."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from omegaconf import DictConfig, OmegaConf
+from optuna.trial import TrialState
+
+from practices.data import TrainVal
+from practices.monitor import Diverged, Monitor
+from practices.train import Callback, EpochStats, NonFiniteLossError
+from sweeps.experiment._build import train, trial_seed
+from sweeps.experiment._experiment import Experiment
+from sweeps.trial._monitor import make_monitor
+from sweeps.trial._preflight import PreflightFailed, preflight
+from sweeps.trial._progress import EpochProgress
+from sweeps.trial._render import Renderer
+from sweeps.trial._report import report_trial
+
+__all__ = ["Objective"]
+
+_MAX_REASON_CHARS = 300
+_COMPARED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+
+
+class _Reporter(Callback):
+    """Reports the validation metric every epoch and obeys the pruner."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial, self.metric = trial, metric
+
+    def on_epoch_end(self, stats: EpochStats) -> bool:
+        self.trial.report(stats.metric(self.metric), stats.epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr("pruned_epoch", stats.epoch)
+            self.trial.set_user_attr("end_reason", "pruned")
+            self.trial.set_user_attr("prune_reason", f"pruned at epoch {stats.epoch} by the "
+                                     f"{type(self.trial.study.pruner).__name__}")
+            raise optuna.TrialPruned(f"pruned at epoch {stats.epoch}")
+        return False
+
+
+def _duplicate_of(trial: optuna.Trial, params: dict[str, Any]) -> int | None:
+    """The number of an earlier running or finished trial with the same parameters, if any.
+
+    Only a later trial defers to an earlier one: two workers that sample the same parameters both
+    see the other running, and if each deferred, neither would be evaluated.
+    """
+    for other in trial.study.get_trials(deepcopy=False, states=_COMPARED):
+        if other.number < trial.number and other.user_attrs.get("end_reason") != "duplicate" and other.params == params:
+            return other.number
+    return None
+
+
+def _record_exception(trial: optuna.Trial, exc: Exception) -> None:
+    trial.set_user_attr("end_reason", "failed: exception")
+    trial.set_user_attr("fail_reason", f"{type(exc).__name__}: {exc}"[:_MAX_REASON_CHARS])
+
+
+class Objective:
+    """The function ``study.optimize`` calls once per trial.
+
+    It sees the training and validation splits only; the test split never reaches it.
+    """
+
+    def __init__(self, experiment: Experiment, data: TrainVal) -> None:
+        self.experiment = experiment
+        self.data = data
+        self.renderer = Renderer()  # the report's plots, drawn in another process while the next trial trains
+        self._preflight_note: str | None = None
+
+    def close(self) -> None:
+        """Waits until every finished trial's plots are in the artifact store (call when the trials end)."""
+        self.renderer.close()
+
+    def __call__(self, trial: optuna.Trial) -> float:
+        exp = self.experiment
+        params = exp.space.sample(trial)
+        # A linked trial of seed-robust selection repeats its configuration with another seed on purpose.
+        duplicate = None if "select.source" in trial.user_attrs else _duplicate_of(trial, params)
+        if duplicate is not None:
+            # Parallel workers can propose the same configuration; evaluating it twice wastes budget.
+            trial.set_user_attr("end_reason", "duplicate")
+            trial.set_user_attr("duplicate_of", duplicate)
+            trial.set_user_attr("prune_reason", f"skipped: same parameters as trial {duplicate}")
+            raise optuna.TrialPruned(f"same parameters as trial {duplicate}")
+        cfg = exp.config(params)
+        # A retried stale trial keeps the seed of the trial it replaces (copied in its user attrs).
+        seed = trial.user_attrs.get("seed", trial_seed(cfg.sweep.seed, trial.number))
+        trial.set_user_attr("seed", seed)
+        choices, values = exp.space.assignments(params)
+        # One attribute, one storage write: {"schedule": "step", "schedule.factor": 0.3, ...}.
+        trial.set_user_attr("config", {**choices, **{key: OmegaConf.select(cfg, key) for key in values}})
+        monitor = make_monitor(cfg)
+        self._preflight_note = None
+        error: BaseException | None = None
+        try:
+            return self._train(trial, cfg, seed, monitor)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            # A trial stopped by its preflight never trained: the preflight's own note stands. An
+            # interrupted one is queued again and stops now (its retry writes the report).
+            if monitor is not None and not isinstance(error, (PreflightFailed, KeyboardInterrupt)):
+                report_trial(trial, monitor, cfg, error, renderer=self.renderer, preflight_note=self._preflight_note)
+
+    def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
+        try:
+            # With the monitor on, the report saves the preflight's note with its own: one note write.
+            _, self._preflight_note = preflight(trial, self.experiment, cfg, self.data, save=monitor is None)
+        except PreflightFailed:
+            trial.set_user_attr("end_reason", "failed: preflight")
+            raise
+        except Exception as exc:  # the model itself is broken: record it as any failing trial
+            _record_exception(trial, exc)
+            raise
+        # The monitor goes first: it sees every epoch, also the one the pruner stops at.
+        callbacks = [monitor] if monitor is not None else []
+        if self.experiment.cfg.sweep.n_workers == 1:  # workers sharing one terminal would overwrite each other
+            # A status line on a terminal; in a log the trial's one result line is enough (max_lines=0).
+            callbacks.append(EpochProgress(f"trial {trial.number}", cfg.trainer.max_epochs, cfg.sweep.metric))
+        try:
+            result, built = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
+        except (Diverged, NonFiniteLossError) as exc:
+            if monitor is None:
+                trial.set_user_attr("end_reason", "failed: non-finite")
+                trial.set_user_attr("fail_reason", "non-finite loss")
+                trial.set_user_attr("fail_epoch", exc.epoch)
+                raise
+            diagnosis = exc.diagnosis if isinstance(exc, Diverged) else monitor.record_non_finite(exc)
+            reason = f"diverged: {diagnosis.summary}"
+            trial.set_user_attr("prune_reason", reason[:_MAX_REASON_CHARS])
+            trial.set_user_attr("pruned_epoch", exc.epoch)
+            trial.set_user_attr("end_reason", "pruned: diverged")
+            raise optuna.TrialPruned(reason) from None
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:
+            _record_exception(trial, exc)
+            raise
+        trial.set_user_attr("device", str(built.device))
+        trial.set_user_attr("best_epoch", result.best_epoch)
+        trial.set_user_attr("epochs_run", result.epochs_run)
+        trial.set_user_attr("end_reason", "completed")
+        return result.best_value

@@ -1,0 +1,156 @@
+"""The training report's plots, drawn from plain numbers (no torch, no Optuna): the loss curve, the
+update ratios and the first layer's filters.
+
+A sweep draws them off the trial's critical path, in a renderer process (``sweeps.trial._render``) that
+runs this module: ``python -m sweeps.trial._plots`` reads one JSON job per line on stdin, draws each plot,
+writes it into the artifact store under the artifact id that the trial already holds, and answers
+one JSON line per job on stdout (``{"job": id, "error": null | "why"}``). Only matplotlib and numpy
+are imported, so the process starts in about a second.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import signal
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+__all__ = ["PLACEHOLDER_PNG", "draw", "main"]
+
+PLOT_DPI = 80
+# A 1x1 transparent PNG: the content of a plot's artifact until the renderer replaces it.
+PLACEHOLDER_PNG = bytes.fromhex(
+    "89504e470d0a1a0a0000000d49484452000000010000000108060000001f15c4890000000d4944415478da63606060600000000500"
+    "017aa857500000000049454e44ae426082"
+)
+
+
+def _figure() -> Any:
+    # Figure, not pyplot: no global state. Imported on first use (~0.3 s).
+    from matplotlib.figure import Figure
+
+    return Figure
+
+
+def loss_curve(data: dict[str, Any], path: Path) -> None:
+    """``data``: ``epochs``, ``train_loss``, ``val_loss``, ``metric`` (its name), ``metric_values``,
+    ``lr`` (one per epoch) and ``best_epoch`` (or None)."""
+    from matplotlib.ticker import MaxNLocator, NullLocator
+
+    epochs = data["epochs"]
+    fig = _figure()(figsize=(11, 3.2), dpi=PLOT_DPI)
+    fig.subplots_adjust(left=0.06, right=0.98, bottom=0.16, top=0.9, wspace=0.25)  # fixed: a layout engine costs ~0.1 s
+    loss_ax, metric_ax, lr_ax = fig.subplots(1, 3)
+    for ax in (loss_ax, metric_ax, lr_ax):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    loss_ax.plot(epochs, data["train_loss"], marker=".", label="train")
+    loss_ax.plot(epochs, data["val_loss"], marker=".", label="validation")
+    if data["best_epoch"] is not None:
+        for ax in (loss_ax, metric_ax):
+            ax.axvline(data["best_epoch"], color="grey", linestyle=":", label="best epoch")
+    loss_ax.set(title="loss", xlabel="epoch")
+    loss_ax.legend(loc="upper right")  # a fixed place: "best" searches and costs
+    metric_ax.plot(epochs, data["metric_values"], marker=".", color="tab:green")
+    metric_ax.set(title=data["metric"], xlabel="epoch")
+    lr_ax.plot(epochs, data["lr"], marker=".", color="tab:purple")
+    lr_ax.set(title="learning rate", xlabel="epoch")
+    if all(lr > 0 for lr in data["lr"]):
+        lr_ax.set_yscale("log")
+        lr_ax.yaxis.set_minor_locator(NullLocator())
+    fig.savefig(path, format="png")
+
+
+def update_ratios(data: dict[str, Any], path: Path) -> None:
+    """``data``: ``steps`` (the sampled steps), ``ratios`` (layer -> one ratio per sampled step),
+    ``low`` and ``high`` (the healthy band)."""
+    from matplotlib.ticker import NullLocator
+
+    fig = _figure()(figsize=(7, 3.6), dpi=PLOT_DPI)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.14, top=0.9)
+    ax = fig.subplots()
+    for label, ratios in data["ratios"].items():
+        finite = [(s, r) for s, r in zip(data["steps"], ratios) if r > 0 and math.isfinite(r)]
+        if finite:
+            ax.plot(*zip(*finite), label=label, linewidth=1)
+    low, high = data["low"], data["high"]
+    ax.axhspan(low, high, color="tab:green", alpha=0.12, label=f"[{low:.0e}, {high:.0e}]")
+    ax.axhline(1e-3, color="tab:green", linestyle=":", linewidth=1)
+    ax.set_yscale("log")
+    ax.yaxis.set_minor_locator(NullLocator())  # minor log ticks are most of the drawing time
+    ax.set(title="update ratio |dW|/|W| per layer", xlabel="step")
+    ax.legend(fontsize="small", loc="lower right")
+    fig.savefig(path, format="png")
+
+
+def filters(data: dict[str, Any], path: Path) -> None:
+    """``data``: ``filters``, the first conv layer's weights averaged over input channels (n x h x w)."""
+    import numpy as np
+
+    # Each filter on its own scale: the shape of what the layer looks for. One image of tiles,
+    # drawn once: an axes per filter would cost ~10x more.
+    weights = np.asarray(data["filters"], dtype=np.float64)
+    n, height, width = weights.shape
+    flat = weights.reshape(n, -1)
+    low, high = flat.min(axis=1)[:, None, None], flat.max(axis=1)[:, None, None]
+    weights = (weights - low) / np.maximum(high - low, 1e-12)
+    cols = min(n, 8)
+    rows = math.ceil(n / cols)
+    tiles = np.full((rows * (height + 1) + 1, cols * (width + 1) + 1), np.nan)
+    for i in range(n):
+        top, left = 1 + (i // cols) * (height + 1), 1 + (i % cols) * (width + 1)
+        tiles[top : top + height, left : left + width] = weights[i]
+    fig = _figure()(figsize=(cols * 0.7 + 0.2, rows * 0.7 + 0.5), dpi=PLOT_DPI)
+    ax = fig.add_axes((0.02, 0.02, 0.96, 0.96 - 0.35 / (rows * 0.7 + 0.5)))
+    ax.set_axis_off()
+    ax.imshow(tiles, cmap="gray", interpolation="nearest")
+    fig.suptitle(f"first layer: {n} filters {height}x{width}", fontsize="small")
+    fig.savefig(path, format="png")
+
+
+DRAW: dict[str, Callable[[dict[str, Any], Path], None]] = {
+    "loss_curve.png": loss_curve, "update_ratio.png": update_ratios, "first_layer_filters.png": filters,
+}
+
+
+def draw(name: str, data: dict[str, Any], path: Path) -> None:
+    """Draws plot ``name`` (a key of :data:`DRAW`) from ``data`` into the PNG file ``path``."""
+    DRAW[name](data, path)
+
+
+def _render_job(job: dict[str, Any]) -> None:
+    """Draws a job's plots and writes each into the file-system artifact store at ``job["store"]``."""
+    from optuna.artifacts import FileSystemArtifactStore  # light: no storage backends are loaded
+
+    store = FileSystemArtifactStore(job["store"])
+    with tempfile.TemporaryDirectory(prefix="sweeps-plots-") as tmp:
+        for plot in job["plots"]:
+            path = Path(tmp) / plot["name"]
+            draw(plot["name"], plot["data"], path)
+            with open(path, "rb") as f:
+                store.write(plot["artifact_id"], f)
+
+
+def main() -> int:
+    """The renderer process: jobs on stdin, one answer per job on stdout, until stdin closes."""
+    # Ctrl-C reaches the whole process group: the sweep handles it and closes stdin; the plots of
+    # the trials that finished are still drawn.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        job = json.loads(line)
+        error = None
+        try:
+            _render_job(job)
+        except Exception as exc:  # one bad plot must not stop the others; the parent reports it
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        print(json.dumps({"job": job["job"], "error": error}), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
