@@ -58,8 +58,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def grpc_proxy(database_url: str, log: Path, threads: int = 16) -> Iterator[str]:
     """``python -m sweeps.proxy`` in front of ``database_url``; yields its ``grpc://`` URL."""
-    from sweeps._errors import StorageError
-    from sweeps.storage._url import probe_storage
+    from sweeps.proxy import wait_until_serving
 
     port = _free_port()
     with open(log, "w") as out:
@@ -67,15 +66,8 @@ def grpc_proxy(database_url: str, log: Path, threads: int = 16) -> Iterator[str]
                                  "--threads", str(threads)], env=env(), stdout=out, stderr=subprocess.STDOUT)
     url = f"grpc://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                probe_storage(url, connect_timeout_s=5)
-                break
-            except StorageError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the gRPC proxy did not start; see {log}") from None
-                time.sleep(0.5)
+        if not wait_until_serving(url, proc):
+            raise RuntimeError(f"the gRPC proxy did not start; see {log}")
         yield url
     finally:
         proc.terminate()

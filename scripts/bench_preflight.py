@@ -58,7 +58,7 @@ def _run(mode: str, repeat: int, n_trials: int, extra: list[str]) -> list[tuple[
         raise SystemExit(f"the sweep {overrides} exited with {code}")
     trials = optuna.load_study(study_name=f"bench-{repeat}", storage=storage).get_trials()
     return [(timings[t.number], (t.datetime_complete - t.datetime_start).total_seconds(),
-             t.user_attrs.get("preflight.cache", "?")) for t in trials]
+             (t.user_attrs.get("preflight") or {}).get("cache", "?")) for t in trials]
 
 
 def _shares(rows: list[tuple[float, float, str]]) -> dict[str, float]:

@@ -16,7 +16,9 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
+import time
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +30,24 @@ from sweeps._cli import guarded
 from sweeps._errors import ConfigError, StorageError
 from sweeps.storage._url import check_storage, is_grpc, is_url, mask, mask_text, open_database, probe_storage
 
-__all__ = ["main"]
+__all__ = ["main", "wait_until_serving"]
+
+
+def wait_until_serving(url: str, process: subprocess.Popen, timeout_s: float = 120.0) -> bool:
+    """Waits until the proxy started as ``process`` answers at ``url`` (``grpc://HOST:PORT``).
+
+    Returns:
+        True once it answers; False if the process ended first or ``timeout_s`` passed.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            probe_storage(url, connect_timeout_s=5)
+            return True
+        except StorageError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
 
 
 class _MaskingFormatter(logging.Formatter):

@@ -15,6 +15,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeps._errors import ConfigError
 from sweeps._packaged import conf_dir
+from sweeps.config._schema import config_groups
 from sweeps.storage._url import mask_text
 
 __all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_hydra", "compose_options", "own_hydra"]
@@ -22,7 +23,6 @@ __all__ = ["CONF_DIR", "Composed", "compose_experiment", "compose_hydra", "compo
 CONF_DIR = conf_dir()  # the packaged config tree (sweeps/conf/ in a wheel, conf/ in a checkout)
 # ${sweeps_conf:data/wine.csv}: a file shipped in the config tree, wherever the package is installed.
 OmegaConf.register_new_resolver("sweeps_conf", lambda relative: str(CONF_DIR / relative), replace=True)
-GROUPS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "vault", "monitor", "preflight")
 
 
 @dataclasses.dataclass
@@ -101,8 +101,8 @@ def compose_hydra(overrides: Sequence[str]) -> DictConfig:
 
 def compose_options(composed: Composed, group: str, options: Sequence[str]) -> dict[str, DictConfig]:
     """The unresolved node of each option of ``group``, composed as if chosen on the command line."""
-    if group not in GROUPS:
-        raise ConfigError(f"search.{group}: only config groups {list(GROUPS)} can be searched as a choice")
+    if group not in config_groups():
+        raise ConfigError(f"search.{group}: only config groups {list(config_groups())} can be searched as a choice")
     kept = [o for o in composed.overrides if not o.lstrip("+~").split("=")[0].split(".")[0] == group]
     nodes = {}
     for option in options:

@@ -3,33 +3,39 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import re
 from typing import Any, Optional
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from practices.averaging import check_averaging
 from practices.monitor import CHECKPOINT_POLICIES, Thresholds
 from practices.train import METRICS
 from sweeps._errors import ConfigError
+from sweeps._packaged import conf_dir
 from sweeps.config._stage_spec import parse_stages
 
 __all__ = [
     "PRUNERS",
     "SAMPLERS",
-    "TOP_LEVEL_KEYS",
+    "SEARCHABLE",
     "MonitorConfig",
     "PreflightConfig",
     "SelectConfig",
     "check_averaging_keys",
     "check_study_name",
+    "config_groups",
     "direction_of",
+    "frozen_keys",
     "monitor_config",
     "preflight_config",
+    "run_keys",
     "select_config",
     "set_direction",
+    "top_level_keys",
     "validate_structure",
 ]
 
@@ -37,116 +43,129 @@ SAMPLERS = ("tpe", "random", "qmc")
 PRUNERS = ("median", "hyperband", "successive_halving", "none")
 DIRECTIONS = ("maximize", "minimize")
 DEVICES = ("auto", "cpu", "cuda")
-TOP_LEVEL_KEYS = ("data", "model", "optimizer", "schedule", "trainer", "sweep", "split", "monitor", "preflight",
-                  "search", "provenance", "vault", "stages", "lr_range_test", "select")
 FINAL_MODELS = ("retrain", "checkpoint")
 MAX_SEED = 2**32 - 2  # numpy and scikit-learn take seeds in [0, 2**32 - 1]; the split uses seed + 1 as well
 # Study names become folder names under sweep.export_dir: no path separators, no leading dot.
 STUDY_NAME = re.compile(r"^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$")
 
 
+# The schemas give each key of the driver's nodes its type; the values, defaults included, come from
+# the config tree only (conf/<group>/default.yaml, and config.yaml's split node): one source, which
+# `_defaults` reads where a node or key is absent (configs exported by an older sweeps).
+# RUN marks the keys that steer a run without changing what a trial computes: they may differ when a
+# study resumes (sweeps/study/_study.py), the others are fingerprinted.
+RUN = {"run": True}
+
+
+def _key(run: bool = False) -> Any:
+    return dataclasses.field(default=MISSING, metadata=RUN if run else {})
+
+
 @dataclasses.dataclass
 class SweepConfig:
-    study_name: Optional[str] = None
-    storage: str = "sqlite:///sweeps.db"
-    metric: str = "val_accuracy"
-    direction: Optional[str] = None  # null: follows the metric (val_accuracy maximize, val_loss minimize)
-    n_trials: int = 20
-    timeout: Optional[float] = None
-    seed: int = 0
-    sampler: str = "tpe"
-    pruner: str = "median"
-    max_failure_rate: float = 0.5
-    export_dir: str = "exports"
-    artifact_dir: Optional[str] = None
-    n_workers: int = 1
-    stage: Optional[str] = None
-    trials_per_worker: Optional[int] = None
-    heartbeat_interval: int = 30
-    grace_period: Optional[int] = None
-    stale_retries: int = 2
+    study_name: Optional[str] = _key(run=True)
+    storage: str = _key(run=True)
+    metric: str = _key()
+    direction: Optional[str] = _key()
+    n_trials: int = _key(run=True)
+    timeout: Optional[float] = _key(run=True)
+    seed: int = _key()
+    sampler: str = _key(run=True)
+    pruner: str = _key(run=True)
+    max_failure_rate: float = _key(run=True)
+    export_dir: str = _key(run=True)
+    artifact_dir: Optional[str] = _key(run=True)
+    n_workers: int = _key(run=True)
+    stage: Optional[str] = _key(run=True)
+    trials_per_worker: Optional[int] = _key(run=True)
+    heartbeat_interval: int = _key(run=True)
+    grace_period: Optional[int] = _key(run=True)
+    stale_retries: int = _key(run=True)
 
 
 @dataclasses.dataclass
 class TrainerConfig:
-    max_epochs: int = 20
-    batch_size: int = 64
-    device: str = "auto"
-    num_threads: Optional[int] = None
-    averaging: str = "none"
-    ema_decay: float = 0.999
-    swa_start_epoch: Optional[int] = None
+    max_epochs: int = _key()
+    batch_size: int = _key()
+    device: str = _key(run=True)
+    num_threads: Optional[int] = _key(run=True)
+    averaging: str = _key()
+    ema_decay: float = _key()
+    swa_start_epoch: Optional[int] = _key()
 
 
 @dataclasses.dataclass
 class SplitConfig:
-    val_fraction: float = 0.2
-    test_fraction: float = 0.2
-    seed: int = 0
+    val_fraction: float = _key()
+    test_fraction: float = _key()
+    seed: int = _key()
 
 
 @dataclasses.dataclass
 class VaultConfig:
-    drop_duplicates: bool = False
-    final_model: str = "retrain"
-    auto_open: bool = True
-    reopen: bool = False
+    # drop_duplicates changes the test split only, which the vault's own fingerprint guards.
+    drop_duplicates: bool = _key(run=True)
+    final_model: str = _key(run=True)
+    auto_open: bool = _key(run=True)
+    reopen: bool = _key(run=True)
 
 
 @dataclasses.dataclass
 class SelectConfig:
-    enabled: bool = True
-    top_k: int = 5
-    n_seeds: int = 2
+    # What happens after the trials: the linked study <study>.select records its own settings.
+    enabled: bool = _key(run=True)
+    top_k: int = _key(run=True)
+    n_seeds: int = _key(run=True)
 
 
 @dataclasses.dataclass
 class MonitorConfig:
-    enabled: bool = True
-    every_n_steps: int = 25
-    patience: Optional[int] = 10
-    stop_on_divergence: bool = True
-    checkpoints: str = "best_and_last"
-    plots: bool = True
-    print_diagnoses: bool = False
-    thresholds: Thresholds = dataclasses.field(default_factory=Thresholds)
+    # What the monitor samples, keeps and shows may change; its patience and divergence handling count.
+    enabled: bool = _key()
+    every_n_steps: int = _key(run=True)
+    patience: Optional[int] = _key()
+    stop_on_divergence: bool = _key()
+    checkpoints: str = _key(run=True)
+    plots: bool = _key(run=True)
+    print_diagnoses: bool = _key(run=True)
+    thresholds: Thresholds = _key()
 
 
 @dataclasses.dataclass
 class GradientCheckConfig:
-    enabled: bool = True
-    n_samples: int = 4
-    n_entries: int = 10
-    step: float = 1e-5
-    threshold: float = 1e-4
+    enabled: bool = _key()
+    n_samples: int = _key()
+    n_entries: int = _key()
+    step: float = _key()
+    threshold: float = _key()
 
 
 @dataclasses.dataclass
 class InitLossCheckConfig:
-    enabled: bool = True
-    n_inits: int = 3
-    n_samples: int = 256
-    tolerance: float = 0.1
+    enabled: bool = _key()
+    n_inits: int = _key()
+    n_samples: int = _key()
+    tolerance: float = _key()
 
 
 @dataclasses.dataclass
 class OverfitCheckConfig:
-    enabled: bool = True
-    n_samples: int = 10
-    max_steps: int = 300
-    lr: float = 0.01
-    loss_threshold: float = 0.01
+    enabled: bool = _key()
+    n_samples: int = _key()
+    max_steps: int = _key()
+    lr: float = _key()
+    loss_threshold: float = _key()
 
 
 @dataclasses.dataclass
 class PreflightConfig:
-    seed: int = 0
-    cache: bool = True
-    ignore: list[str] = dataclasses.field(default_factory=lambda: ["model.dropout"])
-    stop_on_unfixable: bool = True
-    gradient: GradientCheckConfig = dataclasses.field(default_factory=GradientCheckConfig)
-    init_loss: InitLossCheckConfig = dataclasses.field(default_factory=InitLossCheckConfig)
-    overfit: OverfitCheckConfig = dataclasses.field(default_factory=OverfitCheckConfig)
+    seed: int = _key()
+    cache: bool = _key()
+    ignore: list[str] = _key()
+    stop_on_unfixable: bool = _key()
+    gradient: GradientCheckConfig = _key()
+    init_loss: InitLossCheckConfig = _key()
+    overfit: OverfitCheckConfig = _key()
 
 
 _SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig, "monitor": MonitorConfig,
@@ -155,12 +174,63 @@ _SCHEMAS = {"sweep": SweepConfig, "trainer": TrainerConfig, "split": SplitConfig
 _FRACTIONS = ("slow_progress", "oscillation_fraction", "dead_relu", "saturation")
 
 
+# What a search may vary: the nodes a trial builds and trains from. Every other top-level key is
+# fixed for a study (sweeps/config/_space.py refuses to search it).
+SEARCHABLE = ("model", "optimizer", "schedule", "trainer")
+# Written into an exported configuration (sweeps/driver/_export.py), read back by sweeps.train.
+EXPORTED_KEYS = ("provenance",)
+
+
+@functools.lru_cache(maxsize=1)
+def _primary() -> DictConfig:
+    return OmegaConf.load(conf_dir() / "config.yaml")
+
+
+@functools.lru_cache(maxsize=1)
+def config_groups() -> tuple[str, ...]:
+    """The config groups of the primary config's defaults list (``conf/config.yaml``), in order."""
+    groups = []
+    for entry in _primary().get("defaults", []):
+        if OmegaConf.is_dict(entry):
+            groups += [str(k) for k in entry.keys()]
+    return tuple(groups)
+
+
+@functools.lru_cache(maxsize=1)
+def top_level_keys() -> tuple[str, ...]:
+    """Every top-level key a config may have: the config groups, the primary config's own keys
+    (``split``, ``search``, ``stages``, ...) and what an export adds."""
+    own = [str(k) for k in _primary().keys() if k not in ("defaults", "hydra")]
+    return (*config_groups(), *own, *EXPORTED_KEYS)
+
+
+def frozen_keys() -> tuple[str, ...]:
+    """The top-level keys that are fixed for a study: all but :data:`SEARCHABLE`."""
+    return tuple(k for k in top_level_keys() if k not in SEARCHABLE)
+
+
+@functools.lru_cache(maxsize=None)
+def _defaults(name: str) -> DictConfig:
+    """The defaults of node ``name`` from the config tree: its group's ``default.yaml``, or the
+    primary config's node (``split``). Cached: callers only read it (``OmegaConf.merge`` copies)."""
+    if name in config_groups():
+        return OmegaConf.load(conf_dir() / name / "default.yaml")
+    return _primary()[name]
+
+
+def run_keys() -> tuple[str, ...]:
+    """The dotted keys that may differ between runs of one study (marked ``RUN`` in the schemas)."""
+    return tuple(f"{name}.{field.name}" for name, schema in _SCHEMAS.items()
+                 for field in dataclasses.fields(schema) if field.metadata.get("run"))
+
+
 def _typed(name: str, node: Any) -> Any:
-    """``node`` merged onto its schema: unknown keys and wrong types raise ConfigError."""
+    """``node`` merged onto its schema and the config tree's defaults: unknown keys and wrong types
+    raise ConfigError."""
     try:
         if isinstance(node, DictConfig):  # resolved where it sits: interpolations may point anywhere in the root
             node = OmegaConf.to_container(node, resolve=True)
-        return OmegaConf.merge(OmegaConf.structured(_SCHEMAS[name]), node)
+        return OmegaConf.merge(OmegaConf.structured(_SCHEMAS[name]), _defaults(name), node)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or (f"{name}.{exc.key}" if getattr(exc, "key", None) else name)
         key = key if key.startswith(f"{name}.") or key == name else f"{name}.{key}"
@@ -239,15 +309,16 @@ def validate_structure(cfg: DictConfig) -> None:
         ConfigError: naming the key, the value and what is allowed.
     """
     _check_interpolations(cfg)
-    unknown = [k for k in cfg.keys() if k not in TOP_LEVEL_KEYS]
-    _require(not unknown, f"unknown top-level config keys {unknown}; allowed: {list(TOP_LEVEL_KEYS)}")
+    allowed = top_level_keys()
+    unknown = [k for k in cfg.keys() if k not in allowed]
+    _require(not unknown, f"unknown top-level config keys {unknown}; allowed: {list(allowed)}")
     missing = sorted(k for k in OmegaConf.missing_keys(cfg) if not k.startswith("search"))
     if missing:
         raise ConfigError(f"{missing[0]} has no value (???): set it, e.g. on the command line: {missing[0]}=VALUE")
     sweep = _typed("sweep", cfg.sweep)
     trainer = _typed("trainer", cfg.trainer)
     split = _typed("split", cfg.split)
-    vault = _typed("vault", cfg.vault) if "vault" in cfg else OmegaConf.structured(VaultConfig)
+    vault = _typed("vault", cfg.vault if "vault" in cfg else {})
     _require(vault.final_model in FINAL_MODELS,
              f"vault.final_model must be one of {list(FINAL_MODELS)}, got {vault.final_model!r}")
     _validate_preflight(cfg)
@@ -259,7 +330,7 @@ def validate_structure(cfg: DictConfig) -> None:
     _check_seed("split.seed", split.seed)
     if sweep.study_name is not None:
         check_study_name(sweep.study_name)
-    lr_range = cfg.get("lr_range_test", False)
+    lr_range = cfg.get("lr_range_test", _primary().lr_range_test)
     _require(isinstance(lr_range, bool), f"lr_range_test must be true or false, got {lr_range!r}")
     _require(sweep.sampler in SAMPLERS, f"sweep.sampler must be one of {list(SAMPLERS)}, got {sweep.sampler!r}")
     _require(sweep.pruner in PRUNERS, f"sweep.pruner must be one of {list(PRUNERS)}, got {sweep.pruner!r}")
@@ -318,8 +389,9 @@ def check_averaging_keys(trainer: Any) -> None:
         ConfigError: naming the key, the value and what is allowed.
     """
     try:
-        check_averaging(trainer.get("averaging", "none"), trainer.get("ema_decay", 0.999),
-                        trainer.get("swa_start_epoch", None), trainer.get("max_epochs", None))
+        default = _defaults("trainer")
+        check_averaging(*(trainer.get(key, default[key]) for key in ("averaging", "ema_decay", "swa_start_epoch")),
+                        trainer.get("max_epochs", None))
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
 

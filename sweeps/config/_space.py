@@ -38,11 +38,10 @@ from optuna.distributions import (
 )
 
 from sweeps._errors import ConfigError
+from sweeps.config._schema import frozen_keys
 
 __all__ = ["Param", "GroupChoice", "Probe", "SearchSpace", "compile_space", "config_for", "flatten_search"]
 
-FROZEN_PREFIXES = ("data", "split", "sweep", "monitor", "preflight", "search", "provenance", "vault", "stages",
-                   "lr_range_test", "select")
 _KEYS = {
     "float": {"type", "low", "high", "log", "step"},
     "int": {"type", "low", "high", "log", "step"},
@@ -251,7 +250,7 @@ def compile_space(
     searched_groups = {k for k, v in search.items() if isinstance(v, Mapping) and v.get("type") == "group"}
     for key, spec in search.items():
         where = f"search.{key}"
-        if key.split(".")[0] in FROZEN_PREFIXES:
+        if key.split(".")[0] in frozen_keys():
             raise ConfigError(f"{where}: {key.split('.')[0]}.* is fixed for a study and cannot be searched")
         if key in searched_groups:
             groups.append(_compile_group(key, spec, options[key]))

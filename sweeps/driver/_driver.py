@@ -27,7 +27,8 @@ from sweeps.storage._url import artifact_dir, dashboard_command, mask
 from sweeps.study import _select
 from sweeps.study._study import open_study, strategy_notices
 from sweeps.study._trials import FINISHED, end_reason, tally
-from sweeps.vault._vault import Vault, check_seal, open_when_due, refuse_tuning_after_opening
+from sweeps.vault._open import open_when_due
+from sweeps.vault._state import Vault, check_seal, refuse_tuning_after_opening
 
 __all__ = [
     "EXIT_FAILURES",

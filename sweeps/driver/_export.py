@@ -19,7 +19,7 @@ from sweeps.storage._url import mask
 from sweeps.study import _select
 from sweeps.study._study import recorded_experiment
 from sweeps.study._table import trials_table
-from sweeps.vault._vault import vault_summary
+from sweeps.vault._state import vault_summary
 
 __all__ = ["Exported", "export_study", "plain"]
 

@@ -12,7 +12,6 @@ from typing import Any
 
 import optuna
 import yaml
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from practices.lr_range import LRRangeResult, classification_loss, lr_range_test
@@ -24,12 +23,14 @@ from sweeps.config._destinations import check_destinations
 from sweeps.config._space import config_for
 from sweeps.driver._driver import run, storage_for
 from sweeps.driver._export import export_study
-from sweeps.experiment._build import build
+from sweeps.driver._loop import best_trial
+from sweeps.experiment._build import build, make_optimizer
 from sweeps.experiment._experiment import Experiment, PreparedData, check_builds, compile_experiment
 from sweeps.experiment._stage_plan import Stage, parse_stages, stage_experiment, stage_row, stage_table, translated_lr
 from sweeps.storage._url import artifact_dir, mask
 from sweeps.study._study import open_study, recorded_experiment
-from sweeps.vault._vault import Vault, VaultRefused, describe_result, open_vault
+from sweeps.vault._open import open_vault
+from sweeps.vault._state import Vault, VaultRefused, describe_result
 
 __all__ = ["StagedVault", "open_staged_vault", "run_stages", "staged_vault"]
 
@@ -56,8 +57,7 @@ def _lr_range(
         cfg = config_for(exp.cfg, {}, {}, {})
         data = dataset.train_val()
         built = build(cfg, data.in_shape, data.n_classes, seed=cfg.sweep.seed)
-        make_optimizer = instantiate(cfg.optimizer, _convert_="all")
-        result = lr_range_test(built.model, make_optimizer,
+        result = lr_range_test(built.model, make_optimizer(cfg),
                                classification_loss(data, cfg.trainer.batch_size, cfg.sweep.seed),
                                lr_min=1e-5, lr_max=10.0, n_steps=200)
         recorded = {"low": result.low, "high": result.high, "steepest_lr": result.steepest_lr,
@@ -160,12 +160,7 @@ def run_stages(exp: Experiment, dataset: PreparedData) -> int:
 
 
 def _best(study: optuna.Study | None) -> optuna.trial.FrozenTrial | None:
-    if study is None:
-        return None
-    try:
-        return study.best_trial
-    except ValueError:
-        return None
+    return None if study is None else best_trial(study)
 
 
 def _finish(exp: Experiment, dataset: PreparedData, done: list[tuple[Stage, Experiment, optuna.Study]]) -> int:

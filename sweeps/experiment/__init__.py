@@ -13,7 +13,20 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sweeps.experiment._build import BuildError, Built, build, load_data, make_average, n_threads, train, trial_seed
+    from sweeps.experiment._build import (
+        BuildError,
+        Built,
+        build,
+        derive_seed,
+        load_data,
+        make_average,
+        make_model,
+        make_optimizer,
+        make_schedule,
+        n_threads,
+        train,
+        trial_seed,
+    )
     from sweeps.experiment._experiment import Experiment, PreparedData, check_builds, compile_experiment, prepare
     from sweeps.experiment._seal import seal_test, unseal
     from sweeps.experiment._stage_plan import (
@@ -41,8 +54,12 @@ __all__ = [
     "check_builds",
     "choose_threads",
     "compile_experiment",
+    "derive_seed",
     "load_data",
     "make_average",
+    "make_model",
+    "make_optimizer",
+    "make_schedule",
     "n_threads",
     "narrowed",
     "parse_stages",
@@ -70,8 +87,12 @@ _HOMES = {
     "check_builds": "sweeps.experiment._experiment",
     "choose_threads": "sweeps.experiment._threads",
     "compile_experiment": "sweeps.experiment._experiment",
+    "derive_seed": "sweeps.experiment._build",
     "load_data": "sweeps.experiment._build",
     "make_average": "sweeps.experiment._build",
+    "make_model": "sweeps.experiment._build",
+    "make_optimizer": "sweeps.experiment._build",
+    "make_schedule": "sweeps.experiment._build",
     "n_threads": "sweeps.experiment._build",
     "narrowed": "sweeps.experiment._stage_plan",
     "parse_stages": "sweeps.experiment._stage_plan",

@@ -14,12 +14,34 @@ from practices.data import Split, TrainVal, as_arrays, split_indices
 from practices.train import Callback, FitResult, fit, resolve_device
 from sweeps.experiment._threads import available_cores, choose_threads
 
-__all__ = ["BuildError", "Built", "build", "load_data", "make_average", "n_threads", "train", "trial_seed"]
+__all__ = ["BuildError", "Built", "build", "derive_seed", "load_data", "make_average", "make_model", "make_optimizer",
+           "make_schedule", "n_threads", "train", "trial_seed"]
+
+
+def derive_seed(*entropy: int) -> int:
+    """A seed in [0, 2**31) derived from ``entropy`` (numpy's ``SeedSequence``): every seed sweeps
+    derives (trials, samplers, selection re-trainings) comes from here."""
+    return int(np.random.SeedSequence(list(entropy)).generate_state(1)[0] % 2**31)
 
 
 def trial_seed(study_seed: int, trial_number: int) -> int:
     """A trial's seed, derived from the study's seed and the trial's number."""
-    return int(np.random.SeedSequence([study_seed, trial_number]).generate_state(1)[0] % 2**31)
+    return derive_seed(study_seed, trial_number)
+
+
+def make_model(cfg: DictConfig, in_shape: Sequence[int], n_classes: int) -> torch.nn.Module:
+    """``cfg.model`` instantiated for inputs of ``in_shape`` and ``n_classes`` classes (errors unwrapped)."""
+    return instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes, _convert_="all")
+
+
+def make_optimizer(cfg: DictConfig) -> Any:
+    """``cfg.optimizer`` as a partial that takes the model's parameters."""
+    return instantiate(cfg.optimizer, _convert_="all")
+
+
+def make_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> Any:
+    """``cfg.schedule`` built on ``optimizer``."""
+    return instantiate(cfg.schedule, _convert_="all")(optimizer)
 
 
 def load_data(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, Split]:
@@ -53,12 +75,10 @@ class Built:
     def __init__(self, cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -> None:
         self.device = _make("trainer", cfg, lambda: resolve_device(cfg.trainer.device))
         torch.manual_seed(seed)
-        model = _make("model", cfg,
-                      lambda: instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes, _convert_="all"))
+        model = _make("model", cfg, lambda: make_model(cfg, in_shape, n_classes))
         self.model = model.to(self.device)
-        self.optimizer = _make("optimizer", cfg,
-                               lambda: instantiate(cfg.optimizer, _convert_="all")(self.model.parameters()))
-        self.scheduler = _make("schedule", cfg, lambda: instantiate(cfg.schedule, _convert_="all")(self.optimizer))
+        self.optimizer = _make("optimizer", cfg, lambda: make_optimizer(cfg)(self.model.parameters()))
+        self.scheduler = _make("schedule", cfg, lambda: make_schedule(cfg, self.optimizer))
 
 
 def build(cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -> Built:

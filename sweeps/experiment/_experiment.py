@@ -28,7 +28,7 @@ from sweeps._errors import ConfigError
 from sweeps.config._compose import Composed, compose_experiment, compose_options
 from sweeps.config._schema import check_averaging_keys, check_study_name, set_direction, validate_structure
 from sweeps.config._space import Probe, SearchSpace, compile_space, config_for
-from sweeps.experiment._build import BuildError, build
+from sweeps.experiment._build import BuildError, build, make_model, make_optimizer, make_schedule
 from sweeps.experiment._seal import seal_test
 from sweeps.storage._url import check_storage, check_workers, mask, probe_storage
 
@@ -41,7 +41,7 @@ class PreparedData:
     test split (not a ``torch.utils.data.Dataset``; trials get :meth:`train_val`).
 
     Only :meth:`train_val` is ever handed to trial code. The test samples sit in ``sealed``, a
-    :class:`~practices.sealed.SealedTest` that only ``sweeps.vault._vault`` can open (README, "The test vault").
+    :class:`~practices.sealed.SealedTest` that only the test vault (``sweeps/vault/``) opens (README, "The test vault").
     """
 
     X_train: np.ndarray
@@ -310,18 +310,16 @@ def _build_cached(cfg: DictConfig, data: PreparedData, sample: torch.Tensor, bui
                                  default=str)
     model_key, optimizer_key, schedule_key = (f"{g}:{keys[g]}" for g in ("model", "optimizer", "schedule"))
     if model_key not in built:
-        built[model_key] = _instantiate("model", cfg, lambda: instantiate(
-            cfg.model, in_shape=data.in_shape, n_classes=data.n_classes, _convert_="all"))
+        built[model_key] = _instantiate("model", cfg, lambda: make_model(cfg, data.in_shape, data.n_classes))
         _check_forward(cfg, built[model_key], sample, data.n_classes, label)
     model = built[model_key]
     if optimizer_key not in built:
-        make = _instantiate("optimizer", cfg, lambda: instantiate(cfg.optimizer, _convert_="all"))
+        make = _instantiate("optimizer", cfg, lambda: make_optimizer(cfg))
         _instantiate("optimizer", cfg, lambda: make(model.parameters()))  # the partial must take the parameters
         built[optimizer_key] = make
     if schedule_key not in built:
         optimizer = built[optimizer_key](model.parameters())  # a fresh one: a schedule changes its optimizer's lr
-        built[schedule_key] = _instantiate("schedule", cfg,
-                                           lambda: instantiate(cfg.schedule, _convert_="all")(optimizer))
+        built[schedule_key] = _instantiate("schedule", cfg, lambda: make_schedule(cfg, optimizer))
 
 
 def _instantiate(group: str, cfg: DictConfig, make: Any) -> Any:

@@ -38,5 +38,5 @@ def seal_test(
 
 
 def unseal(sealed: SealedTest) -> tuple[torch.Tensor, torch.Tensor]:
-    """The test samples and labels of ``sealed``: for the vault's opening only (``sweeps/vault/_vault.py``)."""
+    """The test samples and labels of ``sealed``: for the vault's opening only (``sweeps/vault/_open.py``)."""
     return sealed.tensors(_KEY)

@@ -38,7 +38,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import optuna
 from omegaconf import OmegaConf
 from optuna.exceptions import DuplicatedStudyError
@@ -48,13 +47,14 @@ from optuna.trial import FrozenTrial, TrialState
 from sweeps._errors import ConfigError
 from sweeps._interrupt import deferred
 from sweeps.config._schema import select_config
+from sweeps.experiment._build import derive_seed
 from sweeps.storage._internals import study_storage
 from sweeps.study import _records
 from sweeps.study._records import PREFLIGHT_CACHE
 from sweeps.study._stats import compare, median_or_worst
 from sweeps.study._trials import FINISHED, count_trials, is_surplus, retried_numbers
 
-if TYPE_CHECKING:  # sweeps.experiment._experiment imports sweeps.vault._vault, which imports this module
+if TYPE_CHECKING:  # annotations only
     from sweeps.experiment._experiment import Experiment
 
 __all__ = [
@@ -92,7 +92,7 @@ def linked_name(study_name: str) -> str:
 def extra_seed(study_seed: int, index: int) -> int:
     """The seed of extra run ``index`` (1..n_seeds); the same for every configuration, so that the
     runs of two configurations pair up by seed."""
-    return int(np.random.SeedSequence([study_seed, _SEED_SALT, index]).generate_state(1)[0] % 2**31)
+    return derive_seed(study_seed, _SEED_SALT, index)
 
 
 def _maximize(study: optuna.Study) -> bool:

@@ -11,10 +11,11 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 
 from sweeps._errors import ConfigError
+from sweeps.config._schema import run_keys
+from sweeps.experiment._build import derive_seed
 from sweeps.experiment._experiment import Experiment
 from sweeps.storage._url import mask
 from sweeps.study import _records
@@ -25,18 +26,6 @@ __all__ = [
     "open_study", "recorded_experiment", "strategy_notices", "versions", "git_commit",
 ]
 
-# Keys that steer a run but do not change what a trial computes: they may differ on resume.
-RUN_KEYS = ("sweep.study_name", "sweep.storage", "sweep.n_trials", "sweep.timeout", "sweep.max_failure_rate",
-            "sweep.sampler", "sweep.pruner",
-            "sweep.export_dir", "sweep.artifact_dir", "sweep.n_workers", "sweep.stage", "sweep.trials_per_worker",
-            "sweep.heartbeat_interval", "sweep.grace_period", "sweep.stale_retries",
-            "trainer.device", "trainer.num_threads",
-            # What the monitor samples, keeps and shows; its patience and divergence handling do count.
-            "monitor.every_n_steps", "monitor.checkpoints", "monitor.plots", "monitor.print_diagnoses",
-            "vault.reopen", "vault.final_model", "vault.auto_open",
-            "vault.drop_duplicates",  # changes the test split only, which the vault's own fingerprint guards
-            # What happens after the trials: the linked study <study>.select records its own settings.
-            "select.enabled", "select.top_k", "select.n_seeds")
 
 AVERAGING_KEYS = ("trainer.averaging", "trainer.ema_decay", "trainer.swa_start_epoch")
 
@@ -52,7 +41,8 @@ def _flatten(node: Any, prefix: str = "") -> dict[str, Any]:
 
 def _fixed_values(record: dict[str, Any]) -> dict[str, Any]:
     flat = _flatten({"base": record["base"], "options": record["options"]})
-    fixed = {k: v for k, v in flat.items() if not any(k == f"base.{r}" for r in RUN_KEYS)}
+    run = {f"base.{key}" for key in run_keys()}  # they may differ on resume (sweeps/config/_schema.py, RUN)
+    fixed = {k: v for k, v in flat.items() if k not in run}
     # Weight averaging off and not searched: its keys change nothing, and a study made before they
     # existed (without them) resumes.
     searched = any(k.startswith("base.search.trainer.averaging") for k in flat)
@@ -147,7 +137,7 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     # Resumed runs and parallel workers each get their own sampler seed, so that none replays
     # another's random startup samples.
     n_trials = len(study.get_trials(deepcopy=False))
-    seed = int(np.random.SeedSequence([sweep.seed, n_trials, worker]).generate_state(1)[0] % 2**31)
+    seed = derive_seed(sweep.seed, n_trials, worker)
     return optuna.load_study(
         study_name=name,
         storage=storage,

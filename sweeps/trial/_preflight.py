@@ -18,7 +18,6 @@ from typing import Any, Sequence
 
 import optuna
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from optuna.trial import FrozenTrial, TrialState
 
@@ -26,7 +25,7 @@ from practices.checks import CheckResult, gradient_check, init_loss_check, overf
 from practices.data import TrainVal
 from sweeps._markdown import literal
 from sweeps.config._schema import preflight_config
-from sweeps.experiment._build import n_threads
+from sweeps.experiment._build import make_model, n_threads
 from sweeps.experiment._experiment import Experiment
 from sweeps.study._records import PREFLIGHT_CACHE
 
@@ -56,7 +55,7 @@ def reason(result: CheckResult) -> str:
 
 def _model_factory(cfg: DictConfig, data: TrainVal):
     def make() -> torch.nn.Module:
-        return instantiate(cfg.model, in_shape=tuple(data.in_shape), n_classes=data.n_classes, _convert_="all")
+        return make_model(cfg, data.in_shape, data.n_classes)
     return make
 
 

@@ -61,7 +61,7 @@ def _load(overrides: Sequence[str]):
 def status(overrides: Sequence[str]) -> int:
     from sweeps.storage._url import mask
     from sweeps.study._study import FINISHED
-    from sweeps.vault._vault import Vault, describe_result
+    from sweeps.vault._state import Vault, describe_result
 
     exp, data, study = _load(overrides)
     if not isinstance(study, optuna.Study):
@@ -122,7 +122,8 @@ def open_(overrides: Sequence[str]) -> int:
     from sweeps.config._destinations import check_destinations
     from sweeps.driver._export import export_study
     from sweeps.study._study import FINISHED
-    from sweeps.vault._vault import VaultBusy, VaultRefused, describe_result, open_vault
+    from sweeps.vault._open import open_vault
+    from sweeps.vault._state import VaultBusy, VaultRefused, describe_result
 
     exp, data, study = _load(overrides)
     if not isinstance(study, optuna.Study):

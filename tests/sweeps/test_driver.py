@@ -245,7 +245,8 @@ def test_vault_stays_sealed_when_the_exports_cannot_be_written_at_opening_time(i
     import sweeps.driver._driver as driver
     from sweeps.experiment._experiment import prepare
     from sweeps.study._study import open_study
-    from sweeps.vault._vault import Vault, check_seal, open_when_due
+    from sweeps.vault._open import open_when_due
+    from sweeps.vault._state import Vault, check_seal
 
     exp, data = prepare(["sweep.n_trials=1", *TINY])
     study = open_study(exp, driver.storage_for(exp))

@@ -14,6 +14,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 
 from sweeps._errors import ConfigError, StorageError
+from sweeps.proxy import wait_until_serving
 from sweeps.storage._journal import HEARTBEAT_ATTR
 from sweeps.storage._url import (
     check_storage,
@@ -52,16 +53,9 @@ def proxy(postgres_url):
     proc = subprocess.Popen(_proxy_command(database, port), env=subprocess_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
     url = f"grpc://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            probe_storage(url, connect_timeout_s=5)
-            break
-        except StorageError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"the proxy did not start: {proc.communicate()[0]}")
-            time.sleep(0.5)
+    if not wait_until_serving(url, proc):
+        proc.kill()
+        pytest.fail(f"the proxy did not start: {proc.communicate()[0]}")
     try:
         yield url, database
     finally:
@@ -179,3 +173,9 @@ def test_proxy_port_in_use_is_one_line(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip() == (f"error: --host 127.0.0.1 --port {port}: cannot listen there (Address already in "
                                    "use); choose another port or stop what holds it")
+
+
+def test_grpc_wait_until_serving_gives_up_when_the_proxy_process_ended():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait(timeout=60)
+    assert wait_until_serving(f"grpc://127.0.0.1:{_free_port()}", proc, timeout_s=60) is False

@@ -168,12 +168,13 @@ def test_workers_exit_when_their_parent_is_killed(in_tmp):
 
 
 def test_interrupt_while_opening_the_vault_says_how_to_finish_the_opening(in_tmp, monkeypatch, capsys):
-    import sweeps.vault._vault as vault
+    import sweeps.vault._open as vault_open
+    from sweeps.vault import Vault
 
     def interrupted(*args, **kwargs):
         raise Interrupted(signal.SIGINT)
 
-    monkeypatch.setattr(vault, "_final_model", interrupted)  # after the claim, before any result
+    monkeypatch.setattr(vault_open, "_final_model", interrupted)  # after the claim, before any result
     fast = ["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1", "monitor=off", "preflight=off",
             "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]
     assert main(fast) == 130
@@ -184,4 +185,4 @@ def test_interrupt_while_opening_the_vault_says_how_to_finish_the_opening(in_tmp
                 "audit list)")
     assert lines == [expected]
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
-    assert vault.Vault(study).state() == "claimed"
+    assert Vault(study).state() == "claimed"

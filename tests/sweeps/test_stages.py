@@ -9,7 +9,7 @@ from sweeps.__main__ import main
 from sweeps._errors import ConfigError
 from sweeps.experiment._stage_plan import narrowed, parse_stages, translated_lr
 from sweeps.study import _records
-from sweeps.vault._vault import Vault
+from sweeps.vault._state import Vault
 
 pytestmark = pytest.mark.slow
 TINY = ["+experiment=digits_staged", "trainer.max_epochs=1", "stages.0.n_trials=3", "stages.1.n_trials=2",

@@ -25,7 +25,7 @@ from sweeps.experiment._experiment import prepare
 from sweeps.storage._url import open_storage
 from sweeps.study import _records
 from sweeps.trial._objective import Objective
-from sweeps.vault import _vault
+from sweeps.vault import Vault, VaultBusy, claim
 from tests.helpers import subprocess_env
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=2",
@@ -267,16 +267,16 @@ def test_study_user_attrs_stay_short_and_the_study_is_the_only_one_listed(opened
 def test_claim_is_atomic_across_threads_racing_on_one_storage(in_tmp):
     optuna.create_study(study_name="sweeps", storage=STORAGE).set_user_attr("vault.seal", {"id": "abc"})
     n_racers, barrier = 6, threading.Barrier(6)
-    vaults = [_vault.Vault(optuna.load_study(study_name="sweeps", storage=open_storage(STORAGE)))
+    vaults = [Vault(optuna.load_study(study_name="sweeps", storage=open_storage(STORAGE)))
               for _ in range(n_racers)]
     won = []
 
     def race(vault):
         barrier.wait()
         try:
-            _vault.claim(vault, 1, forced=False)
+            claim(vault, 1, forced=False)
             won.append(vault)
-        except _vault.VaultBusy:
+        except VaultBusy:
             pass
 
     threads = [threading.Thread(target=race, args=(v,)) for v in vaults]
@@ -350,7 +350,7 @@ def test_retrain_config_keeps_the_trials_swa_window(averaging, start, expected_s
     retrain must still start averaging at epoch 7, not at 0.75 * 7 + 1 = 6."""
     from omegaconf import OmegaConf
 
-    from sweeps.vault._vault import retrain_config
+    from sweeps.vault._open import retrain_config
 
     cfg = OmegaConf.create({"trainer": {"max_epochs": 8, "averaging": averaging, "swa_start_epoch": start}})
     cut = retrain_config(cfg, 7)

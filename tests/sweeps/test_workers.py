@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 from sweeps.__main__ import main
 from sweeps.storage._url import open_storage
 from sweeps.study._study import count_trials, end_reason
-from sweeps.vault._vault import Vault
+from sweeps.vault._state import Vault
 from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
