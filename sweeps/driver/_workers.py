@@ -85,7 +85,8 @@ def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max
     from sweeps.study._study import open_study
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    exp, data = prepare(overrides)
+    # The parent built every probe of the space and probed the storage with these same overrides.
+    exp, data = prepare(overrides, probe=False, build_probes=False)
     storage = storage_for(exp)
     if linked:  # the seed-robust selection's re-trainings (sweeps/study/_select.py), already enqueued
         from sweeps.study._select import load_linked

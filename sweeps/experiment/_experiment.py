@@ -347,9 +347,12 @@ def _check_forward(cfg: DictConfig, model: torch.nn.Module, sample: torch.Tensor
                           f"shape (batch, n_classes) = ({len(sample)}, {n_classes})")
 
 
-def prepare(overrides: Sequence[str], *, probe: bool = True) -> tuple[Experiment, PreparedData]:
-    """Composes, validates and compiles an experiment, loads its data, checks that every config the
-    search can produce builds, then (``probe``) checks that the storage can be opened. Writes nothing.
+def prepare(
+    overrides: Sequence[str], *, probe: bool = True, build_probes: bool = True
+) -> tuple[Experiment, PreparedData]:
+    """Composes, validates and compiles an experiment, loads its data, checks (``build_probes``) that
+    every config the search can produce builds, then (``probe``) that the storage can be opened.
+    Writes nothing. A worker process passes False for both: its parent checked the same overrides.
 
     Raises:
         ConfigError: anything wrong with the config, naming the key, the value and what is allowed.
@@ -365,7 +368,8 @@ def prepare(overrides: Sequence[str], *, probe: bool = True) -> tuple[Experiment
     if cfg.sweep.study_name is None:
         check_study_name(exp.study_name, "sweep.study_name (null: the experiment's name)")
     data = exp.load()
-    _check_builds(exp, data)
+    if build_probes:
+        _check_builds(exp, data)
     if probe:
         probe_storage(cfg.sweep.storage)
     return exp, data

@@ -217,3 +217,34 @@ def test_two_single_worker_commands_on_one_sqlite_file_end_with_exactly_n_trials
     study = optuna.load_study(study_name="sweeps", storage=f"sqlite:///{in_tmp}/sweeps.db")
     assert count_trials(study) == (4, 0)
     assert all(t.state.is_finished() for t in study.get_trials())
+
+
+def test_workers_start_without_rebuilding_what_their_parent_checked(monkeypatch):
+    """A worker process prepares the experiment without building every probe again or probing the
+    storage: its parent did both with the same overrides before starting it."""
+    import sweeps.driver._workers as workers
+    import sweeps.experiment._experiment as experiment
+
+    asked = {}
+
+    def prepare(overrides, **kwargs):
+        asked.update(kwargs)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(experiment, "prepare", prepare)
+    with pytest.raises(RuntimeError, match="stop here"):
+        workers._work(FAST, 0, 1, None, None, False)
+    assert asked == {"probe": False, "build_probes": False}
+
+
+def test_workers_prepare_without_probes_skips_the_build_check(in_tmp, monkeypatch):
+    import sweeps.experiment._experiment as experiment
+
+    def refuse(*args):
+        raise AssertionError("built the probes")
+
+    monkeypatch.setattr(experiment, "_check_builds", refuse)
+    exp, data = experiment.prepare(FAST, probe=False, build_probes=False)
+    assert exp.cfg.trainer.max_epochs == 2 and len(data.y_train) > 0
+    with pytest.raises(AssertionError, match="built the probes"):
+        experiment.prepare(FAST, probe=False)
