@@ -12,7 +12,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from sweeps.storage._internals import study_id, study_storage
+    from sweeps.storage._internals import study_id, study_storage, trial_id
     from sweeps.storage._journal import (
         HEARTBEAT_ATTR,
         HeartbeatGrpcStorageProxy,
@@ -57,6 +57,7 @@ __all__ = [
     "storage_file",
     "study_id",
     "study_storage",
+    "trial_id",
 ]
 
 _HOMES = {
@@ -80,6 +81,7 @@ _HOMES = {
     "storage_file": "sweeps.storage._url",
     "study_id": "sweeps.storage._internals",
     "study_storage": "sweeps.storage._internals",
+    "trial_id": "sweeps.storage._internals",
 }
 
 

@@ -11,8 +11,9 @@ so that a release that renames the attributes fails there first.
 from __future__ import annotations
 
 import optuna
+from optuna.trial import FrozenTrial
 
-__all__ = ["study_id", "study_storage"]
+__all__ = ["study_id", "study_storage", "trial_id"]
 
 
 def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
@@ -23,3 +24,8 @@ def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
 def study_id(study: optuna.Study) -> int:
     """``study``'s id in its storage (``storage.get_study_id_from_name(study.study_name)`` without the read)."""
     return study._study_id
+
+
+def trial_id(study: optuna.Study, trial: FrozenTrial) -> int:
+    """``trial``'s id in ``study``'s storage (the storage's public lookup by trial number)."""
+    return study_storage(study).get_trial_id_from_study_id_trial_number(study_id(study), trial.number)

@@ -22,6 +22,7 @@ import optuna
 import pytest
 
 from sweeps.__main__ import main
+from sweeps.storage import study_id
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -117,8 +118,8 @@ def test_dashboard_shows_note_intermediate_values_and_artifacts_in_chromium(dash
     base, study = dashboard
     trial = study.best_trial
     urls = {
-        "trial": f"{base}/dashboard/studies/{study._study_id}/trials?numbers={trial.number}",
-        "study": f"{base}/dashboard/studies/{study._study_id}",
+        "trial": f"{base}/dashboard/studies/{study_id(study)}/trials?numbers={trial.number}",
+        "study": f"{base}/dashboard/studies/{study_id(study)}",
     }
     profile = tmp_path / "chromium-profile"
     trial_page, study_page = _dom(urls["trial"], profile), _dom(urls["study"], profile)

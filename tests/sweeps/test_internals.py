@@ -5,7 +5,7 @@ methods reach the study's records through them."""
 import optuna
 import pytest
 
-from sweeps.storage import study_id, study_storage
+from sweeps.storage import study_id, study_storage, trial_id
 from sweeps.storage._url import open_storage
 
 
@@ -30,3 +30,13 @@ def test_internals_a_url_study_reads_what_another_process_wrote(tmp_path):
     writer = optuna.storages.RDBStorage(url)
     writer.set_study_system_attr(writer.get_study_id_from_name("mine"), "sweeps:x", 2)
     assert study_storage(study).get_study_system_attrs(study_id(study))["sweeps:x"] == 2
+
+
+def test_internals_trial_id_is_the_storages_id_of_the_numbered_trial(tmp_path):
+    storage = optuna.storages.RDBStorage(f"sqlite:///{tmp_path}/s.db")
+    other = optuna.create_study(storage=storage, study_name="other")
+    other.ask()  # trial id 1 in the storage, number 0 in its study
+    study = optuna.create_study(storage=storage, study_name="mine")
+    study.ask()
+    trial = study.get_trials()[0]
+    assert trial.number == 0 and trial_id(study, trial) == trial._trial_id == 2

@@ -5,6 +5,7 @@ from optuna.trial import TrialState
 from optuna_dashboard import get_note
 
 from sweeps.__main__ import main
+from sweeps.storage import trial_id
 
 DIVERGING = ["sweep.n_trials=4", "sweep.sampler=random", "trainer.max_epochs=3", "trainer.num_threads=1",
              "+search.optimizer.lr={type:categorical,choices:[0.05,1.0e12]}"]
@@ -20,7 +21,7 @@ def test_objective_prunes_a_planted_divergence_in_the_first_epoch_with_the_reaso
         assert t.user_attrs["prune_reason"].startswith("diverged: ")
         assert t.user_attrs["pruned_epoch"] == 1 and not t.intermediate_values
         assert "diverged" in t.user_attrs["diagnoses"].split(",")
-        note = get_note(optuna.Trial(study, t._trial_id))
+        note = get_note(optuna.Trial(study, trial_id(study, t)))
         assert "**pruned**: `diverged: " in note and "- **diverged** (error, epoch 1)" in note
     assert all(t.state == TrialState.COMPLETE for t in trials if t.params["optimizer.lr"] == 0.05)
     assert "diverged: " in capsys.readouterr().out, "the progress line says why"
@@ -35,4 +36,4 @@ def test_objective_records_why_the_pruner_stopped_a_trial(in_tmp):
     for t in pruned:
         epoch = t.user_attrs["pruned_epoch"]
         assert t.user_attrs["prune_reason"] == f"pruned at epoch {epoch} by the SuccessiveHalvingPruner"
-        assert "**pruned**: `pruned at epoch" in get_note(optuna.Trial(study, t._trial_id))
+        assert "**pruned**: `pruned at epoch" in get_note(optuna.Trial(study, trial_id(study, t)))

@@ -8,6 +8,7 @@ from optuna_dashboard import get_note
 import sweeps.trial._preflight as preflight_module
 from sweeps import preflight as preflight_cli
 from sweeps.__main__ import main
+from sweeps.storage import trial_id
 
 BLOBS = ["data._target_=tests.helpers.blobs", "trainer.max_epochs=1", "sweep.sampler=random"]
 BROKEN = ["model._target_=tests.helpers.BrokenBackward"]
@@ -19,7 +20,7 @@ def _study():
 
 
 def _note(study, trial):
-    return get_note(optuna.Trial(study, trial._trial_id))  # a Trial: get_note takes no FrozenTrial
+    return get_note(optuna.Trial(study, trial_id(study, trial)))  # a Trial: get_note takes no FrozenTrial
 
 
 def test_preflight_broken_backward_of_fixed_architecture_stops_after_first_trial(in_tmp, capsys):

@@ -16,6 +16,7 @@ from practices.train import EpochStats, evaluate
 from sweeps.__main__ import main
 from sweeps.experiment._build import build
 from sweeps.experiment._experiment import Experiment
+from sweeps.storage import study_id, study_storage, trial_id
 from sweeps.study import _records
 from sweeps.trial import _render
 from sweeps.trial._plots import PLACEHOLDER_PNG
@@ -85,11 +86,11 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
     for trial in study.get_trials():
         note = get_note(_live(study, trial))
         assert note.startswith(f"## Training report, trial {trial.number}\n") and "### Diagnoses" in note
-        names = {meta.filename: meta.artifact_id for meta in get_all_artifact_meta(trial, storage=study._storage)}
+        names = {meta.filename: meta.artifact_id for meta in get_all_artifact_meta(trial, storage=study_storage(study))}
         expected = {"loss_curve.png", "update_ratio.png", "first_layer_filters.png", "best_checkpoint.pt",
                     "last_checkpoint.pt"}
         assert set(names) == expected
-        types = {meta.filename: meta.mimetype for meta in get_all_artifact_meta(trial, storage=study._storage)}
+        types = {meta.filename: meta.mimetype for meta in get_all_artifact_meta(trial, storage=study_storage(study))}
         assert types["best_checkpoint.pt"] == types["last_checkpoint.pt"] == "application/octet-stream"
         assert types["loss_curve.png"] == "image/png"
         assert trial.user_attrs["artifact.best_checkpoint"] == names["best_checkpoint.pt"]
@@ -102,7 +103,7 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
             assert content != PLACEHOLDER_PNG and content.startswith(b"\x89PNG")
             width, height = Image.open(io.BytesIO(content)).size
             assert width > 100 and height > 100
-            assert f"/artifacts/{study._study_id}/{trial._trial_id}/{artifact_id}" in note
+            assert f"/artifacts/{study_id(study)}/{trial_id(study, trial)}/{artifact_id}" in note
         assert isinstance(trial.user_attrs["diagnoses"], str)
         # A handful per concern: searched values, seed and outcome, checkpoints, 3 numbers per preflight check.
         assert len(trial.user_attrs) < 30, "user attributes stay small; curves go to artifacts"
@@ -137,7 +138,7 @@ def test_sweep_prints_the_dashboard_command_with_the_artifact_dir(in_tmp, capsys
 
 def _live(study, frozen):
     """get_note takes a live Trial; rebuild one for a finished trial (read-only use)."""
-    return optuna.Trial(study, frozen._trial_id)
+    return optuna.Trial(study, trial_id(study, frozen))
 
 
 def test_report_trial_never_raises_and_masks_the_storage_password(tmp_path, monkeypatch):

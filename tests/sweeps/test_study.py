@@ -1,6 +1,7 @@
 """Resuming a study: which monitor settings may change."""
 
 from sweeps.__main__ import main
+from sweeps.storage import study_id, study_storage
 from sweeps.study import _records
 
 # vault.auto_open=false: the resume extends the study, which an opened vault would refuse.
@@ -71,7 +72,7 @@ def test_study_made_before_direction_followed_the_metric_resumes(in_tmp, capsys)
     # As older sweeps made it: direction recorded as maximize, no metric names.
     assert main([*BASE, "sweep.direction=maximize"]) == 0
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
-    study._storage.set_study_system_attr(study._study_id, "study:metric_names", None)
+    study_storage(study).set_study_system_attr(study_id(study), "study:metric_names", None)
     fingerprint = study.user_attrs["config_fingerprint"]
     assert main([*BASE[1:], "sweep.n_trials=2"]) == 0, capsys.readouterr().err
     assert study.metric_names == ["val_accuracy"]

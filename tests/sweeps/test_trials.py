@@ -6,6 +6,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from sweeps.storage import trial_id
 from sweeps.study._trials import SURPLUS, RunningTally, count_trials, holds_slot, tally
 
 
@@ -16,7 +17,7 @@ def _study():
 
 def _decide(study, number, n_trials):
     """What a worker does with a new trial: keep it if it holds a slot, else end it as surplus."""
-    trial = optuna.Trial(study, study.get_trials(deepcopy=False)[number]._trial_id)
+    trial = optuna.Trial(study, trial_id(study, study.get_trials(deepcopy=False)[number]))
     if holds_slot(study.get_trials(deepcopy=False), number, n_trials):
         return True
     trial.set_user_attr("end_reason", SURPLUS)
@@ -132,7 +133,7 @@ def test_running_tally_equals_a_full_tally_after_every_change(seed):
             state = rng.choice([TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED])
             study.tell(rng.choice(running).number, 0.5 if state == TrialState.COMPLETE else None, state=state)
         elif action < 0.9:
-            trial = optuna.Trial(study, rng.choice(running)._trial_id)
+            trial = optuna.Trial(study, trial_id(study, rng.choice(running)))
             trial.set_user_attr("end_reason", SURPLUS)
             study.tell(trial.number, state=TrialState.FAIL)
         elif failed:
