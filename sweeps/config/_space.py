@@ -248,9 +248,10 @@ def compile_space(
     params: list[Param] = []
     groups: list[GroupChoice] = []
     searched_groups = {k for k, v in search.items() if isinstance(v, Mapping) and v.get("type") == "group"}
+    frozen = frozen_keys()
     for key, spec in search.items():
         where = f"search.{key}"
-        if key.split(".")[0] in frozen_keys():
+        if key.split(".")[0] in frozen:
             raise ConfigError(f"{where}: {key.split('.')[0]}.* is fixed for a study and cannot be searched")
         if key in searched_groups:
             groups.append(_compile_group(key, spec, options[key]))
