@@ -1,8 +1,11 @@
 """Resuming a study: which monitor settings may change."""
 
+import optuna
+import pytest
+
 from sweeps.__main__ import main
 from sweeps.storage import study_id, study_storage
-from sweeps.study import _records
+from sweeps.study import _records, make_pruner, median_warmup_epochs
 
 # vault.auto_open=false: the resume extends the study, which an opened vault would refuse.
 BASE = ["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1", "vault.auto_open=false",
@@ -17,8 +20,6 @@ def test_resume_accepts_another_monitor_view_and_refuses_other_early_stopping(in
 
 
 def test_changing_sampler_or_pruner_says_so_in_one_line_and_the_sweep_goes_on(in_tmp, capsys):
-    import optuna
-
     assert main([*BASE, "sweep.sampler=random", "sweep.pruner=none"]) == 0
     capsys.readouterr()
     assert main([*BASE, "sweep.sampler=tpe", "sweep.pruner=none"]) == 0
@@ -44,7 +45,6 @@ SMALL = ["model=mlp", "model.width=16", "model.depth=1", "trainer.max_epochs=2",
 
 
 def test_val_loss_sweep_minimizes_names_its_metric_and_opens_the_vault_for_the_lowest(in_tmp):
-    import optuna
     import yaml
     from optuna.study import StudyDirection
     from optuna.trial import TrialState
@@ -65,8 +65,6 @@ def test_val_loss_sweep_minimizes_names_its_metric_and_opens_the_vault_for_the_l
 
 
 def test_study_made_before_direction_followed_the_metric_resumes(in_tmp, capsys):
-    import optuna
-
     from sweeps.study._study import config_fingerprint
 
     # As older sweeps made it: direction recorded as maximize, no metric names.
@@ -81,8 +79,6 @@ def test_study_made_before_direction_followed_the_metric_resumes(in_tmp, capsys)
 
 
 def test_study_maximizing_val_loss_is_refused_on_resume(in_tmp, capsys):
-    import optuna
-
     assert main(BASE) == 0
     # A study of val_loss made when the direction defaulted to maximize: the sweep that picked the worst trial.
     optuna.create_study(study_name="lossy", storage="sqlite:///sweeps.db", direction="maximize")
@@ -92,8 +88,6 @@ def test_study_maximizing_val_loss_is_refused_on_resume(in_tmp, capsys):
 
 
 def test_study_made_before_weight_averaging_resumes_and_averaging_counts_as_a_change(in_tmp, capsys):
-    import optuna
-
     from sweeps.study import _records
     from sweeps.study._study import config_fingerprint
 
@@ -108,3 +102,25 @@ def test_study_made_before_weight_averaging_resumes_and_averaging_counts_as_a_ch
     assert len(study.trials) == 2
     assert main([*BASE[1:], "sweep.n_trials=3", "trainer.averaging=ema"]) == 2
     assert "the fixed config changed since study 'sweeps' was created (trainer.averaging" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("max_epochs", "warmup_epochs"), [(1, 0), (2, 1), (6, 1), (12, 3), (25, 6), (40, 10)])
+def test_make_pruner_median_warms_up_a_quarter_of_max_epochs(max_epochs, warmup_epochs):
+    pruner = make_pruner("median", max_epochs)
+    assert isinstance(pruner, optuna.pruners.MedianPruner)
+    assert median_warmup_epochs(max_epochs) == warmup_epochs
+    # MedianPruner keeps it as _n_warmup_steps and has no public getter: read what prune() does instead.
+    study = optuna.create_study(direction="maximize", pruner=pruner)
+    for value in (1.0, 1.0, 1.0, 1.0, 1.0):
+        trial = study.ask()
+        for step in range(max_epochs):
+            trial.report(value, step)
+        study.tell(trial, value)
+    trial = study.ask()
+    prunes_at = [step for step in range(max_epochs) if _report_and_ask(trial, step)]
+    assert prunes_at[0] == warmup_epochs
+
+
+def _report_and_ask(trial, step):
+    trial.report(0.0, step)
+    return trial.should_prune()
