@@ -169,7 +169,7 @@ def _run_one(study: optuna.Study, study_id: int, storage: optuna.storages.BaseSt
         # 5.0.0 then (optuna/study/_optimize.py, _run_trial: its tell raises, and its finally block
         # finds a FAIL state without an error), which ended the worker; here the stale trial's
         # retry runs as another trial and this worker goes on. Reported upstream as optuna/optuna
-        # issues #5470 and #5986 (both closed; the code path is unchanged in Optuna 5.0.0).
+        # issues #5470 and #5986 (both closed; the code path is unchanged in Optuna 5.0.0 and 5.1.0).
         if state == TrialState.COMPLETE:
             return study.tell(trial, value, skip_if_finished=True)
         return study.tell(trial, state=state, skip_if_finished=True)
