@@ -48,7 +48,9 @@ def _trial_text(trial: FrozenTrial, metric: str) -> str:
         return trial.user_attrs.get("prune_reason", f"pruned at epoch {trial.last_step}")
     reason = end_reason(trial)
     if reason == "failed: stale":
-        return "failed: stale (another worker failed it while it ran: heartbeat late); retried"
+        # The reaping worker queues the retry (sweep.stale_retries); this worker cannot see whether it did.
+        return ("failed: stale (another worker failed it while it ran: heartbeat late); "
+                "queued again while sweep.stale_retries allows")
     epoch = trial.user_attrs.get("fail_epoch")
     return f"failed: {trial.user_attrs.get('fail_reason', 'see the log')}" + (f" at epoch {epoch}" if epoch else "")
 
