@@ -39,7 +39,7 @@ def test_packaging_lists_every_code_package():
 
 def test_packaging_conf_dir_of_a_checkout_is_the_top_level_conf():
     assert conf_dir() == ROOT / "conf"
-    assert {"quickstart", "digits_cnn", "digits_mlp", "digits_staged", "mnist1d_cnn"} <= set(experiments())
+    assert {"quickstart", "digits_cnn", "digits_mlp", "digits_staged", "mnist1d_cnn", "wine"} <= set(experiments())
 
 
 @pytest.mark.slow
