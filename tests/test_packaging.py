@@ -39,7 +39,7 @@ def test_packaging_lists_every_code_package():
 
 def test_packaging_conf_dir_of_a_checkout_is_the_top_level_conf():
     assert conf_dir() == ROOT / "conf"
-    assert {"quickstart", "digits_cnn", "digits_mlp", "digits_staged", "mnist1d_cnn"} <= set(experiments())
+    assert {"quickstart", "digits_cnn", "digits_mlp", "digits_staged", "mnist1d_cnn", "wine"} <= set(experiments())
 
 
 @pytest.mark.slow
@@ -53,8 +53,9 @@ def test_packaging_wheel_holds_the_config_tree_and_finds_it(tmp_path):
                     str(tmp_path / "dist"), str(source)], check=True, capture_output=True, timeout=600)
     wheel = next((tmp_path / "dist").glob("sweeps-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    expected = {f"sweeps/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*.yaml")}
-    assert "sweeps/conf/experiment/quickstart.yaml" in names
+    expected = {f"sweeps/conf/{p.relative_to(ROOT / 'conf').as_posix()}" for p in (ROOT / "conf").rglob("*")
+                if p.is_file() and p.suffix in (".yaml", ".csv")}
+    assert {"sweeps/conf/experiment/quickstart.yaml", "sweeps/conf/data/wine.csv"} <= names  # wine.csv: data
     assert expected <= names, f"missing from the wheel: {sorted(expected - names)}"
     assert not any(n.startswith(("tests/", "benchmarks/", "conf/")) for n in names)
     entry_points = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("entry_points.txt"))).decode()

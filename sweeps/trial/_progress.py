@@ -44,8 +44,9 @@ class EpochProgress(Callback):
         self._shown = False
 
     def text(self, stats: EpochStats) -> str:
+        shown = f" {self.metric} {stats.metric(self.metric):.4f}" if self.metric != "val_loss" else ""  # shown once
         return (f"{self.label} epoch {stats.epoch}/{self.max_epochs}: train_loss {stats.train_loss:.4f} "
-                f"val_loss {stats.val_loss:.4f} {self.metric} {stats.metric(self.metric):.4f} lr {stats.lr:.3g}")
+                f"val_loss {stats.val_loss:.4f}{shown} lr {stats.lr:.3g}")
 
     def on_epoch_end(self, stats: EpochStats) -> bool | None:
         if self.terminal:

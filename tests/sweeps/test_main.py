@@ -257,6 +257,17 @@ def test_multirun_names_a_study_per_combination_when_study_name_is_null(in_tmp, 
     assert "study 'quickstart-sweep.seed_1' in sqlite:///sweeps.db" in capsys.readouterr().out
 
 
+@pytest.mark.slow
+def test_multirun_over_experiments_runs_one_sweep_per_experiment(in_tmp, capsys):
+    # wine searches no warm-up: 3 epochs build for both experiments.
+    assert main(["-m", "+experiment=quickstart,wine", *TINY[1:], "vault.auto_open=false"]) == 0
+    assert sorted(p.name for p in (in_tmp / "exports").iterdir()) == ["quickstart", "wine"]
+    (sweep,) = list((in_tmp / "multirun").glob("*/*"))
+    assert sorted(p.name for p in sweep.iterdir()) == ["0", "1", "multirun.yaml"]
+    assert "study 'wine' in sqlite:///sweeps.db" in (sweep / "1/sweeps.log").read_text()
+    assert "label: cultivar" in (sweep / "1/.hydra/config.yaml").read_text()
+
+
 def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
     assert main(["-m", *TINY, "sweep.seed=0,1", "sweep.study_name=same"]) == 2
     err = capsys.readouterr().err

@@ -37,7 +37,7 @@ def test_a_terminal_gets_one_status_line_rewritten_and_erased():
     _run(EpochProgress("trial 3", 4, "val_loss", stream=tty), 4)
     out = tty.getvalue()
     assert "\n" not in out and out.count("\r\x1b[2K") == 5 and out.endswith("\r\x1b[2K")
-    assert "trial 3 epoch 4/4: train_loss 0.2500 val_loss 0.2750 val_loss 0.2750 lr 0.01" in out
+    assert "trial 3 epoch 4/4: train_loss 0.2500 val_loss 0.2750 lr 0.01" in out, "val_loss shown once"
 
 
 def test_train_takes_hydra_overrides_and_shows_epochs(in_tmp, capsys):
