@@ -191,8 +191,9 @@ def _validate(args: Any) -> _Plan:
 def _own_study_name(experiment: str, combination: list[str], swept_keys: set[str]) -> list[str]:
     """A study of its own for each combination of a multirun whose study_name is left null: the
     experiment's name and the swept values, in the characters a study name may hold
-    (``quickstart-sweep.seed_1``)."""
-    swept = [o.lstrip("+~").replace("\\", "").replace("=", "_", 1) for o in combination
+    (``quickstart-sweep.seed_1``). A swept storage's password is masked first: the name is stored,
+    printed and names the export folder."""
+    swept = [mask_text(o).lstrip("+~").replace("\\", "").replace("=", "_", 1) for o in combination
              if o.split("=", 1)[0] in swept_keys and o.split("=", 1)[0].lstrip("+~") != "experiment"]
     name = re.sub(r"[^A-Za-z0-9._-]", "_", "-".join([experiment, *swept]))[:100]
     return [f"sweep.study_name={name}"] if swept else []

@@ -7,6 +7,7 @@ import time
 
 import optuna
 
+from sweeps._errors import ConfigError
 from sweeps._exit import (
     EXIT_FAILURES,
     EXIT_NO_COMPLETED,
@@ -93,7 +94,13 @@ def _run(exp: Experiment, dataset: PreparedData) -> int:
         code, selected = _select_winner(exp, dataset, study, storage)
     if code == EXIT_OK and selected:
         open_when_due(study, exp, dataset, sweep.storage, say)
-    exported = export_study(study, sweep.storage, sweep.export_dir)
+    try:
+        exported = export_study(study, sweep.storage, sweep.export_dir)
+    except OSError as exc:  # the folder was checked at the start; it broke during the run
+        folder = f"{sweep.export_dir}/{study.study_name}"
+        raise ConfigError(f"sweep.export_dir: cannot write to {folder!r} ({exc.strerror or type(exc).__name__}); the "
+                          "study keeps its trials: make the folder writable, or set sweep.export_dir, and rerun the "
+                          "same command") from None
     say(f"exported: {exported.trials_csv}" + (f", {exported.best_yaml}" if exported.best_yaml else "")
          + (f", {exported.test_result}" if exported.test_result else "")
          + (f", {exported.selection_csv}" if exported.selection_csv else ""))

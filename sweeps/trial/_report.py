@@ -129,10 +129,11 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
 
 def _on_render_failure(trial: optuna.Trial, note: str, cfg: DictConfig) -> Callable[[str], None]:
     def report(reason: str) -> None:
-        reason = _masked(reason, cfg).replace("`", "'")
+        reason = _masked(reason, cfg)
         log.warning("trial %d: its plots could not be drawn: %s", trial.number, reason)
         try:  # the note is a study attribute: still writable after the trial ended
-            save_note(trial, note + f"\n_The plots could not be drawn:_ `{reason}`\n")
+            # A plotting error may quote user text over several lines: literal text, never Markdown.
+            save_note(trial, note + f"\n_The plots could not be drawn:_ {literal(reason)}\n")
         except Exception as exc:  # the storage is gone: the warning above is all there is
             log.warning("trial %d: its note could not be updated: %s", trial.number, _masked(exc, cfg))
 

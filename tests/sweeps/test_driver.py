@@ -257,3 +257,26 @@ def test_vault_stays_sealed_when_the_exports_cannot_be_written_at_opening_time(i
     assert Vault(study).claims() == [], "the one opening was not spent"
     out = capsys.readouterr().out
     assert "test vault stays sealed: sweep.export_dir: cannot write to 'exports/sweeps' (Not a directory)" in out
+
+
+def test_exports_unwritable_by_the_end_of_the_run_exit_2_in_one_line_with_the_vault_sealed(in_tmp, capsys,
+                                                                                             monkeypatch):
+    import sweeps.driver._driver as driver
+    from sweeps.vault._state import Vault
+
+    def trials_then_block_the_exports(*args, **kwargs):
+        code = run_trials(*args, **kwargs)
+        (in_tmp / "exports").write_text("the export folder became a file during the sweep\n")
+        return code
+
+    run_trials = driver.run_trials
+    monkeypatch.setattr(driver, "run_trials", trials_then_block_the_exports)
+    assert main(["sweep.n_trials=1", *TINY]) == 2
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert err.splitlines() == ["error: sweep.export_dir: cannot write to 'exports/sweeps' (Not a directory); the "
+                                "study keeps its trials: make the folder writable, or set sweep.export_dir, and rerun "
+                                "the same command"]
+    study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
+    assert Vault(study).claims() == [] and len(study.trials) == 1
+

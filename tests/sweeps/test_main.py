@@ -268,6 +268,15 @@ def test_multirun_over_experiments_runs_one_sweep_per_experiment(in_tmp, capsys)
     assert "label: cultivar" in (sweep / "1/.hydra/config.yaml").read_text()
 
 
+def test_multirun_study_name_from_a_swept_storage_holds_no_password():
+    from sweeps.driver._app import _own_study_name
+
+    storages = [f"sweep.storage=postgresql://postgres:{PASSWORD}@127.0.0.1:5432/{db}" for db in ("a", "b")]
+    names = [_own_study_name("quickstart", ["+experiment=quickstart", s], {"sweep.storage"}) for s in storages]
+    assert names == [[f"sweep.study_name=quickstart-sweep.storage_postgresql___postgres_____127.0.0.1_5432_{db}"]
+                     for db in ("a", "b")], "the password masked (postgres:***@), then made a safe name"
+
+
 def test_multirun_refuses_two_runs_of_one_study(in_tmp, capsys):
     assert main(["-m", *TINY, "sweep.seed=0,1", "sweep.study_name=same"]) == 2
     err = capsys.readouterr().err

@@ -81,3 +81,19 @@ def test_preflight_table_keeps_hostile_where_and_advice_literal():
     html = MD.render(render([result]))
     assert _tags(html) == []
     assert html.count("<td>") == 5
+
+
+def test_plot_failure_reason_in_the_report_note_stays_literal(monkeypatch):
+    from omegaconf import OmegaConf
+
+    import sweeps.trial._report as report
+
+    saved = []
+    monkeypatch.setattr(report, "save_note", lambda trial, note: saved.append(note))
+    cfg = OmegaConf.create({"sweep": {"storage": "sqlite:///s.db"}})
+    # A plotting error can quote user text (a layer name) over several lines, blank ones included.
+    on_failure = report._on_render_failure(SimpleNamespace(number=0), "## Training report, trial 0\n", cfg)
+    on_failure("ValueError: bad layer `x`\n\n![x](http://evil.example/a.png) <img src=http://evil.example/b.png>")
+    html = MD.render(saved[-1])
+    assert _tags(html) == [] and "evil.example/a.png" in html
+
