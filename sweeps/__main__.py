@@ -39,8 +39,9 @@ hydra/job_logging=none (no log file) and hydra.run.dir=. (no outputs/ folder). T
 sweeps_artifacts/ and exports/ go to the current folder.
 
 Exit codes: 0 done; 1 stopped by sweep.max_failure_rate; 2 bad config or refused by the vault (nothing
-was run or written); 3 stopped by a preflight failure that no searched key can fix; 4 the storage cannot
-be reached or opened; 5 trials ran but none completed; 130 Ctrl-C; 143 SIGTERM (rerun to resume).
+was run or written; or the exports became unwritable during the run); 3 stopped by a preflight failure
+that no searched key can fix; 4 the storage cannot be reached or opened; 5 trials ran but none
+completed; 130 Ctrl-C; 143 SIGTERM (rerun to resume).
 """
 
 

@@ -7,7 +7,8 @@ __all__ = [
 
 EXIT_OK = 0  # done: the study holds sweep.n_trials finished trials, exported
 EXIT_FAILURES = 1  # stopped: more than sweep.max_failure_rate of the finished trials failed
-EXIT_CONFIG = 2  # bad input, or an action the vault refuses: nothing was run or written
+EXIT_CONFIG = 2  # bad input, or an action the vault refuses: nothing was run or written (or the
+# exports became unwritable during the run: trials kept, vault sealed)
 EXIT_UNFIXABLE = 3  # stopped: a preflight check failed that no searched key can fix
 EXIT_STORAGE = 4  # the storage cannot be reached or opened (not a config error: retry when it is back)
 EXIT_NO_COMPLETED = 5  # trials ran, none completed (all pruned or failed): trials.csv written, no best.yaml
