@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 from sweeps.experiment._experiment import Experiment
 from sweeps.storage._url import mask
 from sweeps.study import _select
+from sweeps.study._result import result_value
 from sweeps.study._study import recorded_experiment
 from sweeps.study._table import trials_table
 from sweeps.vault._state import vault_summary
@@ -55,7 +56,7 @@ def _best_config(study: optuna.Study, exp: Experiment, storage: str) -> dict[str
         "trial": best.number,
         "metric": cfg["sweep"]["metric"],
         "value": best.value,
-        "best_epoch": best.user_attrs.get("best_epoch"),
+        "best_epoch": result_value(best, "best_epoch"),
         "seed": best.user_attrs.get("seed"),
         "params": best.params,
         "git_commit": study.user_attrs.get("git_commit"),

@@ -22,6 +22,7 @@ from sweeps._say import say
 from sweeps.experiment._build import trial_seed
 from sweeps.experiment._experiment import Experiment, PreparedData
 from sweeps.storage._url import open_storage
+from sweeps.study._result import result_value
 from sweeps.study._trials import INTERRUPTED, SURPLUS, RunningTally, Tally, end_reason, holds_slot
 from sweeps.trial._heartbeat import Heartbeat
 from sweeps.trial._objective import Objective
@@ -43,7 +44,7 @@ def best_trial(study: optuna.Study) -> FrozenTrial | None:
 
 def _trial_text(trial: FrozenTrial, metric: str) -> str:
     if trial.state == TrialState.COMPLETE:
-        return f"{metric}={trial.value:.4f} at epoch {trial.user_attrs.get('best_epoch')}"
+        return f"{metric}={trial.value:.4f} at epoch {result_value(trial, 'best_epoch')}"
     if trial.state == TrialState.PRUNED:
         return trial.user_attrs.get("prune_reason", f"pruned at epoch {trial.last_step}")
     reason = end_reason(trial)

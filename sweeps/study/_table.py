@@ -11,11 +11,12 @@ from __future__ import annotations
 import optuna
 import pandas as pd
 
+from sweeps.study._result import RESULT_KEYS, result_value
 from sweeps.study._trials import end_reason
 
 __all__ = ["KEY_ATTRS", "trials_table"]
 
-# User attribute -> column.
+# User attribute -> column (the result record's keys by the attributes that held them before it).
 KEY_ATTRS = {
     "seed": "seed",
     "best_epoch": "best_epoch",
@@ -48,6 +49,14 @@ def trials_table(study: optuna.Study) -> pd.DataFrame:
             "duration_s": (t.datetime_complete - t.datetime_start).total_seconds() if done else None,
             "datetime_start": t.datetime_start, "datetime_complete": t.datetime_complete,
             **{f"params_{key}": t.params.get(key) for key in params},
-            **{column: t.user_attrs.get(attr) for attr, column in KEY_ATTRS.items()},
+            **{column: _key_attr(t, attr) for attr, column in KEY_ATTRS.items()},
         })
     return pd.DataFrame(rows, columns=[*head, *(f"params_{k}" for k in params), *KEY_ATTRS.values()])
+
+
+_RESULT_KEY_OF = {attr: key for key, attr in RESULT_KEYS.items()}
+
+
+def _key_attr(trial: optuna.trial.FrozenTrial, attr: str) -> object:
+    key = _RESULT_KEY_OF.get(attr)
+    return trial.user_attrs.get(attr) if key is None else result_value(trial, key)

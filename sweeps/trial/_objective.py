@@ -13,6 +13,7 @@ from practices.monitor import Diverged, Monitor
 from practices.train import Callback, EpochStats, NonFiniteLossError
 from sweeps.experiment._build import train, trial_seed
 from sweeps.experiment._experiment import Experiment
+from sweeps.study._result import RESULT_ATTR
 from sweeps.trial._monitor import make_monitor
 from sweeps.trial._preflight import PreflightFailed, preflight
 from sweeps.trial._progress import EpochProgress
@@ -70,6 +71,7 @@ class Objective:
         self.data = data
         self.renderer = Renderer()  # the report's plots, drawn in another process while the next trial trains
         self._preflight_note: str | None = None
+        self._result: dict[str, Any] = {}
 
     def close(self) -> None:
         """Waits until every finished trial's plots are in the artifact store (call when the trials end)."""
@@ -78,8 +80,9 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment
         params = exp.space.sample(trial)
+        attrs = trial.user_attrs  # one storage read for both questions below
         # A linked trial of seed-robust selection repeats its configuration with another seed on purpose.
-        duplicate = None if "select.source" in trial.user_attrs else _duplicate_of(trial, params)
+        duplicate = None if "select.source" in attrs else _duplicate_of(trial, params)
         if duplicate is not None:
             # Parallel workers can propose the same configuration; evaluating it twice wastes budget.
             trial.set_user_attr("end_reason", "duplicate")
@@ -88,13 +91,13 @@ class Objective:
             raise optuna.TrialPruned(f"same parameters as trial {duplicate}")
         cfg = exp.config(params)
         # A retried stale trial keeps the seed of the trial it replaces (copied in its user attrs).
-        seed = trial.user_attrs.get("seed", trial_seed(cfg.sweep.seed, trial.number))
+        seed = attrs.get("seed", trial_seed(cfg.sweep.seed, trial.number))
         trial.set_user_attr("seed", seed)
         choices, values = exp.space.assignments(params)
         # One attribute, one storage write: {"schedule": "step", "schedule.factor": 0.3, ...}.
         trial.set_user_attr("config", {**choices, **{key: OmegaConf.select(cfg, key) for key in values}})
         monitor = make_monitor(cfg)
-        self._preflight_note = None
+        self._preflight_note, self._result = None, {}
         error: BaseException | None = None
         try:
             return self._train(trial, cfg, seed, monitor)
@@ -105,7 +108,8 @@ class Objective:
             # A trial stopped by its preflight never trained: the preflight's own note stands. An
             # interrupted one is queued again and stops now (its retry writes the report).
             if monitor is not None and not isinstance(error, (PreflightFailed, KeyboardInterrupt)):
-                report_trial(trial, monitor, cfg, error, renderer=self.renderer, preflight_note=self._preflight_note)
+                report_trial(trial, monitor, cfg, error, result=self._result, renderer=self.renderer,
+                             preflight_note=self._preflight_note)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
         try:
@@ -141,8 +145,9 @@ class Objective:
         except Exception as exc:
             _record_exception(trial, exc)
             raise
-        trial.set_user_attr("device", str(built.device))
-        trial.set_user_attr("best_epoch", result.best_epoch)
-        trial.set_user_attr("epochs_run", result.epochs_run)
+        # One attribute, one storage write; with the monitor on, its report adds to it and writes it.
+        self._result = {"device": str(built.device), "best_epoch": result.best_epoch, "epochs_run": result.epochs_run}
+        if monitor is None:
+            trial.set_user_attr(RESULT_ATTR, self._result)
         trial.set_user_attr("end_reason", "completed")
         return result.best_value

@@ -2,7 +2,9 @@
 
 Written at the end of every trial that ran with the monitor, completed, pruned or failed. Curves go
 to artifacts (Optuna's file-system artifact store, beside the storage by default); the trial's user
-attributes get only a handful of labels and ids.
+attributes get only a handful of labels and ids: the diagnoses, the early-stop epoch and the
+checkpoints' artifact ids go into the trial's result record with what training ended with, one
+attribute written once (``sweeps/study/_result.py``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from practices.monitor import Diagnosis, Monitor
 from sweeps._markdown import literal
 from sweeps.config._schema import monitor_config
 from sweeps.storage._url import artifact_dir, mask
+from sweeps.study._result import RESULT_ATTR
 from sweeps.trial._plots import PLACEHOLDER_PNG, draw
 from sweeps.trial._render import Renderer
 
@@ -47,24 +50,31 @@ def artifact_store(cfg: DictConfig) -> FileSystemArtifactStore:
 
 
 def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None, *,
-                 renderer: Renderer | None = None, preflight_note: str | None = None) -> None:
-    """Writes the trial's note, plots and checkpoints. Never raises: a report that cannot be
-    written must not turn a pruned or completed trial into a failed one.
+                 result: Mapping[str, Any] | None = None, renderer: Renderer | None = None,
+                 preflight_note: str | None = None) -> None:
+    """Writes the trial's note, plots, checkpoints and result record. Never raises: a report that
+    cannot be written must not turn a pruned or completed trial into a failed one.
 
     Args:
+        result: what training ended with (device, best and run epochs), written in the trial's result
+            record with the diagnoses and the checkpoints' ids: one storage write for them all.
         renderer: draws the plots in its own process after this returns (``sweeps.trial._render``); None
             draws them here, before returning.
         preflight_note: the note the trial's preflight wrote (kept as the report's preflight section).
     """
+    record = dict(result or {})
     try:
-        _report(trial, monitor, cfg, error, renderer, preflight_note)
+        _report(trial, monitor, cfg, error, renderer, preflight_note, record)
+        return
     except Exception as exc:  # disk full, a plot that cannot be drawn: log it, keep the trial's state
         reason = _masked(exc, cfg)
         log.warning("trial %d: the training report could not be written: %s", trial.number, reason)
-        try:
-            trial.set_user_attr("report_error", reason)
-        except Exception:  # the storage itself is gone; nothing more to record
-            pass
+    try:
+        if record and RESULT_ATTR not in trial.user_attrs:  # what training ended with still counts
+            trial.set_user_attr(RESULT_ATTR, record)
+        trial.set_user_attr("report_error", reason)
+    except Exception:  # the storage itself is gone; nothing more to record
+        pass
 
 
 def _masked(exc: BaseException | str, cfg: DictConfig) -> str:
@@ -82,12 +92,12 @@ def artifact_url(trial: optuna.Trial) -> str:
 
 
 def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None,
-            renderer: Renderer | None, preflight_note: str | None) -> None:
+            renderer: Renderer | None, preflight_note: str | None, record: dict[str, Any]) -> None:
     settings = monitor_config(cfg)
     diagnoses = monitor.diagnose()
-    trial.set_user_attr("diagnoses", ",".join(d.code for d in diagnoses) or "none")
+    record["diagnoses"] = ",".join(d.code for d in diagnoses) or "none"
     if monitor.stopped_epoch is not None:
-        trial.set_user_attr("stopped_early_epoch", monitor.stopped_epoch)
+        record["stopped_early_epoch"] = monitor.stopped_epoch
     store = artifact_store(cfg)
     artifacts: list[tuple[str, str]] = []
     plots = plot_data(monitor, settings.thresholds) if settings.plots else {}
@@ -101,7 +111,7 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
             # Python's mimetypes guesses .pt as a SNES page table; a checkpoint is opaque bytes.
             artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial,
                                           mimetype=CHECKPOINT_MIMETYPE)
-            trial.set_user_attr(f"artifact.{kind}_checkpoint", artifact_id)
+            record[f"{kind}_checkpoint"] = artifact_id
             artifacts.append((path.name, artifact_id))
         jobs = []
         for name, data in plots.items():
@@ -113,6 +123,7 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
             artifact_id = upload_artifact(artifact_store=store, file_path=str(path), study_or_trial=trial)
             artifacts.append((name, artifact_id))
             jobs.append({"name": name, "artifact_id": artifact_id, "data": data})
+    trial.set_user_attr(RESULT_ATTR, record)  # one storage write for all of it
     url = artifact_url(trial)
     # The preflight wrote its own note before training (checks, cache origin, the parameter concerned):
     # the report keeps it as its preflight section.

@@ -24,6 +24,7 @@ from sweeps.experiment._build import build, train, trial_seed
 from sweeps.experiment._seal import unseal
 from sweeps.storage._url import artifact_dir
 from sweeps.study import _records
+from sweeps.study._result import result_value
 from sweeps.study._select import vault_run
 from sweeps.study._stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, bootstrap_mean_ci
 from sweeps.study._trials import count_trials
@@ -47,7 +48,7 @@ if TYPE_CHECKING:
 __all__ = ["open_vault", "open_when_due", "retrain_config"]
 
 
-CHECKPOINT_ATTR = "artifact.best_checkpoint"
+CHECKPOINT_ATTR = "result.best_checkpoint"  # the key in the trial's result record (study/_result.py)
 
 
 def _final_model(
@@ -56,9 +57,9 @@ def _final_model(
     """The best trial's final model: its checkpoint (``mode=checkpoint``, where saved) or a retrain."""
     cfg = exp.config(best.params)
     seed = best.user_attrs.get("seed", trial_seed(cfg.sweep.seed, best.number))
-    epochs = int(best.user_attrs.get("best_epoch") or cfg.trainer.max_epochs)
+    epochs = int(result_value(best, "best_epoch") or cfg.trainer.max_epochs)
     if mode == "checkpoint":
-        artifact_id = best.user_attrs.get(CHECKPOINT_ATTR)
+        artifact_id = result_value(best, "best_checkpoint")
         folder = artifact_dir(storage, cfg.sweep.artifact_dir)
         if artifact_id and (folder / artifact_id).is_file():
             built = build(cfg, data.in_shape, data.n_classes, seed)

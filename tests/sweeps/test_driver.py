@@ -12,6 +12,7 @@ from sweeps import train as train_cli
 from sweeps.__main__ import main
 from sweeps.experiment._build import trial_seed
 from sweeps.study import _records
+from sweeps.study._result import result_value
 
 pytestmark = pytest.mark.slow
 N = 12
@@ -40,10 +41,10 @@ def test_quickstart_reports_every_epoch_and_prunes(quickstart):
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     assert complete and pruned, "the median pruner stops some quickstart trials"
     for t in complete:
-        epochs = t.user_attrs.get("stopped_early_epoch", 12)  # monitor.patience may stop a trial early
-        assert sorted(t.intermediate_values) == list(range(1, epochs + 1)) and t.user_attrs["epochs_run"] == epochs
+        epochs = result_value(t, "stopped_early_epoch", 12)  # monitor.patience may stop a trial early
+        assert sorted(t.intermediate_values) == list(range(1, epochs + 1)) and result_value(t, "epochs_run") == epochs
         assert t.value == max(t.intermediate_values.values())
-        assert t.user_attrs["best_epoch"] == max(t.intermediate_values, key=t.intermediate_values.get)
+        assert result_value(t, "best_epoch") == max(t.intermediate_values, key=t.intermediate_values.get)
     for t in pruned:
         last = max(t.intermediate_values)
         assert sorted(t.intermediate_values) == list(range(1, last + 1)) and last < 12

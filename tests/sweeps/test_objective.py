@@ -6,6 +6,7 @@ from optuna_dashboard import get_note
 
 from sweeps.__main__ import main
 from sweeps.storage import trial_id
+from sweeps.study._result import result_value
 
 DIVERGING = ["sweep.n_trials=4", "sweep.sampler=random", "trainer.max_epochs=3", "trainer.num_threads=1",
              "+search.optimizer.lr={type:categorical,choices:[0.05,1.0e12]}"]
@@ -20,7 +21,7 @@ def test_objective_prunes_a_planted_divergence_in_the_first_epoch_with_the_reaso
     for t in diverged:
         assert t.user_attrs["prune_reason"].startswith("diverged: ")
         assert t.user_attrs["pruned_epoch"] == 1 and not t.intermediate_values
-        assert "diverged" in t.user_attrs["diagnoses"].split(",")
+        assert "diverged" in result_value(t, "diagnoses").split(",")
         note = get_note(optuna.Trial(study, trial_id(study, t)))
         assert "**pruned**: `diverged: " in note and "- **diverged** (error, epoch 1)" in note
     assert all(t.state == TrialState.COMPLETE for t in trials if t.params["optimizer.lr"] == 0.05)

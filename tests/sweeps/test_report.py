@@ -18,6 +18,7 @@ from sweeps.experiment._build import build
 from sweeps.experiment._experiment import Experiment
 from sweeps.storage import study_id, study_storage, trial_id
 from sweeps.study import _records
+from sweeps.study._result import result_value
 from sweeps.trial import _render
 from sweeps.trial._plots import PLACEHOLDER_PNG
 from sweeps.trial._render import Renderer
@@ -93,8 +94,8 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
         types = {meta.filename: meta.mimetype for meta in get_all_artifact_meta(trial, storage=study_storage(study))}
         assert types["best_checkpoint.pt"] == types["last_checkpoint.pt"] == "application/octet-stream"
         assert types["loss_curve.png"] == "image/png"
-        assert trial.user_attrs["artifact.best_checkpoint"] == names["best_checkpoint.pt"]
-        assert trial.user_attrs["artifact.last_checkpoint"] == names["last_checkpoint.pt"]
+        assert result_value(trial, "best_checkpoint") == names["best_checkpoint.pt"]
+        assert result_value(trial, "last_checkpoint") == names["last_checkpoint.pt"]
         for artifact_id in names.values():
             assert (store._base_path / artifact_id).stat().st_size > 0
         for name in ("loss_curve.png", "update_ratio.png", "first_layer_filters.png"):
@@ -104,11 +105,15 @@ def test_every_trial_of_a_sweep_has_its_note_and_artifacts(small_sweep):
             width, height = Image.open(io.BytesIO(content)).size
             assert width > 100 and height > 100
             assert f"/artifacts/{study_id(study)}/{trial_id(study, trial)}/{artifact_id}" in note
-        assert isinstance(trial.user_attrs["diagnoses"], str)
+        assert isinstance(result_value(trial, "diagnoses"), str)
         # A handful per concern: searched values, seed and outcome, checkpoints, 3 numbers per preflight check.
         assert len(trial.user_attrs) < 30, "user attributes stay small; curves go to artifacts"
         assert all(isinstance(v, (str, int, float, bool)) for k, v in trial.user_attrs.items()
-                   if k not in ("preflight", "config"))  # each one JSON object: one storage write
+                   if k not in ("preflight", "config", "result"))  # each one JSON object: one storage write
+        # What training ended with and the report's ids: one record, written once.
+        assert {"diagnoses", "best_checkpoint", "last_checkpoint"} <= set(trial.user_attrs["result"])
+        if trial.state == optuna.trial.TrialState.COMPLETE:
+            assert {"device", "best_epoch", "epochs_run"} <= set(trial.user_attrs["result"])
         assert set(trial.user_attrs["config"]) >= {"optimizer.lr", "schedule"}
 
 
@@ -117,7 +122,7 @@ def test_best_checkpoint_of_a_sweep_reproduces_the_trial_value(small_sweep, tmp_
     best = study.best_trial
     path = tmp_path / "best.pt"
     download_artifact(artifact_store=FileSystemArtifactStore(folder / "s_artifacts"), file_path=str(path),
-                      artifact_id=best.user_attrs["artifact.best_checkpoint"])
+                      artifact_id=result_value(best, "best_checkpoint"))
     state = torch.load(path, weights_only=True)
     exp = Experiment.from_record(_records.read(study, "experiment"))
     data = exp.load().train_val()

@@ -22,6 +22,7 @@ from sweeps.__main__ import main
 from sweeps._interrupt import Interrupted
 from sweeps.storage._url import open_storage
 from sweeps.study import _records, _select, _stats
+from sweeps.study._result import result_value
 from sweeps.trial import _objective
 from tests.helpers import subprocess_env
 
@@ -277,7 +278,7 @@ def test_select_checkpoint_final_model_is_the_checkpoint_of_the_winners_median_r
     run = vault["selection"]["final_run"]
     trial = _study(run["study"]).trials[run["trial"]]
     assert vault["trial"] == _records.read(study, "select.result")["winner"]
-    assert vault["final_model"] == "checkpoint" and vault["artifact_id"] == trial.user_attrs["artifact.best_checkpoint"]
+    assert vault["final_model"] == "checkpoint" and vault["artifact_id"] == result_value(trial, "best_checkpoint")
     assert vault["seed"] == trial.user_attrs["seed"] == run["seed"] and vault["val_value"] == trial.value
     values = vault["selection"]["values"]
     assert (abs(run["value"] - vault["selection"]["median"])

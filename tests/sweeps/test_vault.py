@@ -24,6 +24,7 @@ from sweeps.experiment._build import build
 from sweeps.experiment._experiment import prepare
 from sweeps.storage._url import open_storage
 from sweeps.study import _records
+from sweeps.study._result import result_value
 from sweeps.trial._objective import Objective
 from sweeps.vault import Vault, VaultBusy, claim
 from tests.helpers import subprocess_env
@@ -57,7 +58,7 @@ def test_vault_opens_once_at_n_trials_and_records_the_result(opened, in_tmp):
     result = _records.read(study, "vault.result")
     assert result["opening"] == 1 and result["forced"] is False
     assert result["trial"] == best.number and result["val_value"] == best.value
-    assert result["final_model"] == "retrain" and result["epochs"] == best.user_attrs["best_epoch"]
+    assert result["final_model"] == "retrain" and result["epochs"] == result_value(best, "best_epoch")
     assert result["seed"] == best.user_attrs["seed"]
     assert result["val_value_retrained"] == best.value, "the retrain reproduces the best trial's model"
     assert result["fingerprint"] == _records.read(study, "vault.seal")["fingerprint"]
@@ -229,7 +230,8 @@ def test_checkpoint_final_model_is_loaded_from_the_artifact_store(in_tmp, capsys
     # A finished trial is read-only, so plant a better copy of the best trial that carries the checkpoint.
     study.add_trial(optuna.trial.create_trial(
         params=best.params, distributions=best.distributions, value=best.value + 1.0,
-        user_attrs={**best.user_attrs, "artifact.best_checkpoint": artifact_id}))
+        user_attrs={**best.user_attrs,
+                    "result": {**best.user_attrs.get("result", {}), "best_checkpoint": artifact_id}}))
     assert vault_cli.main(["open", *manual]) == 0
     result = _records.read(_study(), "vault.result")
     assert result["final_model"] == "checkpoint" and result["artifact_id"] == artifact_id
@@ -243,12 +245,12 @@ def test_checkpoint_final_model_uses_the_monitors_checkpoint_of_the_best_trial(i
     best = _study().best_trial
     result = _records.read(_study(), "vault.result")
     assert result["final_model"] == "checkpoint"
-    assert result["artifact_id"] == best.user_attrs["artifact.best_checkpoint"]
+    assert result["artifact_id"] == result_value(best, "best_checkpoint")
 
 
 def test_checkpoint_option_falls_back_to_retrain_without_a_saved_checkpoint(in_tmp, capsys):
     assert main([*SMALL, "vault.final_model=checkpoint", "monitor.checkpoints=none"]) == 0
-    assert "has no saved checkpoint (user attr artifact.best_checkpoint" in capsys.readouterr().out
+    assert "has no saved checkpoint (user attr result.best_checkpoint" in capsys.readouterr().out
     assert _records.read(_study(), "vault.result")["final_model"] == "retrain"
 
 
@@ -337,7 +339,8 @@ def test_final_model_is_the_averaged_one_when_averaging_is_on(in_tmp, capsys, fi
         built = build(cfg, dataset.in_shape, dataset.n_classes, seed=best.user_attrs["seed"])
         average = WeightAverage(built.model, "ema", ema_decay=0.5) if averaged else None
         fit(built.model, built.optimizer, built.scheduler, dataset.train_val(),
-            max_epochs=best.user_attrs["best_epoch"], batch_size=cfg.trainer.batch_size, seed=best.user_attrs["seed"],
+            max_epochs=result_value(best, "best_epoch"), batch_size=cfg.trainer.batch_size,
+            seed=best.user_attrs["seed"],
             average=average)
         losses[averaged] = evaluate(built.model, X_test, y_test)[0]
     assert result["test"]["test_loss"] == pytest.approx(losses[True], rel=1e-6)
