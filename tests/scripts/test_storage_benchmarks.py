@@ -23,8 +23,8 @@ def _rows(text, title):
 @pytest.mark.slow
 def test_storage_sections_write_tables_of_numbers(tmp_path, postgres_url):  # postgres_url: skip without a server
     out = tmp_path / "benchmarks.md"
-    command = [sys.executable, "-m", "benchmarks", "--quick", "--only", "growth,scaling", "--postgres-url", POSTGRES_URL,
-               "--out", str(out)]
+    command = [sys.executable, "-m", "benchmarks", "--quick", "--only", "growth,scaling",
+               "--postgres-url", POSTGRES_URL, "--out", str(out)]
     done = subprocess.run(command, cwd=ROOT, env=subprocess_env(), capture_output=True, text=True, timeout=1200,
                           check=False)
     assert done.returncode == 0, done.stderr[-3000:]
