@@ -1,5 +1,9 @@
 """Storage strings: the form check and the probe write nothing; what cannot be reached exits 4."""
 
+import sqlite3
+import subprocess
+import sys
+
 import optuna
 import pytest
 import sqlalchemy
@@ -25,6 +29,28 @@ def test_storage_check_accepts_existing_optuna_storages(in_tmp):
     for storage in ("sqlite:///made.db", "made.journal", "empty.journal"):
         check_storage(storage)
         probe_storage(storage)
+
+
+def _journal_mode(path) -> str:
+    with sqlite3.connect(path) as conn:
+        return conn.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_storage_open_puts_a_new_sqlite_file_in_wal_mode_and_keeps_an_existing_ones(in_tmp):
+    open_storage("sqlite:///new.db")
+    optuna.create_study(study_name="s", storage="sqlite:///old.db")  # Optuna's own: a rollback journal
+    open_storage("sqlite:///old.db")
+    assert (_journal_mode(in_tmp / "new.db"), _journal_mode(in_tmp / "old.db")) == ("wal", "delete")
+
+
+def test_storage_wal_keeps_what_a_killed_process_committed(in_tmp):
+    # The process dies without closing its connection: its commits are in the -wal file only.
+    code = ("import os, optuna; from sweeps.storage._url import open_storage; "
+            "s = optuna.create_study(study_name='s', storage=open_storage('sqlite:///w.db')); "
+            "t = s.ask(); t.set_user_attr('kept', 7); s.tell(t, 0.5); os._exit(0)")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+    (trial,) = optuna.load_study(study_name="s", storage="sqlite:///w.db").trials
+    assert (trial.value, trial.user_attrs, _journal_mode(in_tmp / "w.db")) == (0.5, {"kept": 7}, "wal")
 
 
 @pytest.mark.parametrize("storage,message", [
