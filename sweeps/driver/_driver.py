@@ -28,6 +28,7 @@ from sweeps.storage._url import artifact_dir, dashboard_command, mask
 from sweeps.study import _select
 from sweeps.study._study import open_study, strategy_notices
 from sweeps.study._trials import FINISHED, end_reason, tally
+from sweeps.trial._render import Renderer
 from sweeps.vault._open import open_when_due
 from sweeps.vault._state import Vault, check_seal, refuse_tuning_after_opening
 
@@ -56,15 +57,20 @@ def run(exp: Experiment, dataset: PreparedData) -> int:
     Raises:
         ConfigError: a destination cannot be written, or the study does not match (exit 2).
     """
+    # One plot renderer for the sweep's trial loops (search, then selection): the last trial's plots
+    # are drawn while the test vault opens and the study is exported, and waited for at the end.
+    renderer = Renderer()
     with handling_signals():
         try:
-            return _run(exp, dataset)
+            return _run(exp, dataset, renderer)
         except Interrupted as exc:
             say(exc.message)
             return exc.exit_code
+        finally:
+            renderer.close()
 
 
-def _run(exp: Experiment, dataset: PreparedData) -> int:
+def _run(exp: Experiment, dataset: PreparedData, renderer: Renderer) -> int:
     sweep = exp.cfg.sweep
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Before anything is written: a folder that cannot take the exports is a config error (exit 2).
@@ -83,7 +89,7 @@ def _run(exp: Experiment, dataset: PreparedData) -> int:
     if counts.finished < sweep.n_trials:
         started = time.perf_counter()
         if sweep.n_workers == 1 and sweep.trials_per_worker is None:
-            code = run_trials(exp, dataset, study, storage=storage)
+            code = run_trials(exp, dataset, study, storage=storage, renderer=renderer)
         else:
             code = run_workers(exp, study)
         n_ran = tally(study.get_trials(deepcopy=False)).finished - counts.finished
@@ -91,7 +97,7 @@ def _run(exp: Experiment, dataset: PreparedData) -> int:
     completed = _summary(study, sweep.metric)
     selected = True
     if code == EXIT_OK:
-        code, selected = _select_winner(exp, dataset, study, storage)
+        code, selected = _select_winner(exp, dataset, study, storage, renderer)
     if code == EXIT_OK and selected:
         open_when_due(study, exp, dataset, sweep.storage, say)
     try:
@@ -106,6 +112,7 @@ def _run(exp: Experiment, dataset: PreparedData) -> int:
          + (f", {exported.selection_csv}" if exported.selection_csv else ""))
     if exported.best_yaml:
         say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
+    renderer.close()  # every trial's plots are in the artifact store before the dashboard is named
     say(f"inspect: {dashboard_command(sweep.storage, artifacts)}")
     if code == EXIT_OK and not completed:
         return EXIT_NO_COMPLETED
@@ -113,7 +120,7 @@ def _run(exp: Experiment, dataset: PreparedData) -> int:
 
 
 def _select_winner(exp: Experiment, dataset: PreparedData, study: optuna.Study,
-                   storage: optuna.storages.BaseStorage) -> tuple[int, bool]:
+                   storage: optuna.storages.BaseStorage, renderer: Renderer) -> tuple[int, bool]:
     """Seed-robust selection (``_select.py``, docs/select.md) once due: the top configurations' extra
     seeds run as trials of the linked study, here or in workers.
 
@@ -129,7 +136,8 @@ def _select_winner(exp: Experiment, dataset: PreparedData, study: optuna.Study,
     if linked.pending:
         sweep = exp.cfg.sweep
         if sweep.n_workers == 1 and sweep.trials_per_worker is None:
-            code = run_trials(linked.exp, dataset, linked.study, prefix="select ", storage=storage)
+            code = run_trials(linked.exp, dataset, linked.study, prefix="select ", storage=storage,
+                              renderer=renderer)
         else:
             code = run_workers(linked.exp, linked.study, linked=True)
         if code != EXIT_OK:

@@ -27,6 +27,7 @@ from sweeps.study._trials import INTERRUPTED, SURPLUS, RunningTally, Tally, end_
 from sweeps.trial._heartbeat import Heartbeat
 from sweeps.trial._objective import Objective
 from sweeps.trial._preflight import StopOnUnfixable
+from sweeps.trial._render import Renderer
 
 __all__ = ["MIN_TRIALS_FOR_FAILURE_RATE", "best_trial", "run_trials", "storage_for"]
 
@@ -179,7 +180,8 @@ def _run_one(study: optuna.Study, study_id: int, storage: optuna.storages.BaseSt
 
 
 def run_trials(exp: Experiment, dataset: PreparedData, study: optuna.Study, max_trials: int | None = None,
-               prefix: str = "", storage: optuna.storages.BaseStorage | None = None) -> int:
+               prefix: str = "", storage: optuna.storages.BaseStorage | None = None,
+               renderer: Renderer | None = None) -> int:
     """Runs trials one at a time until the study holds ``sweep.n_trials`` finished trials.
 
     Each trial claims a slot in the storage before it samples (``_trials.py``), so that workers and
@@ -191,6 +193,8 @@ def run_trials(exp: Experiment, dataset: PreparedData, study: optuna.Study, max_
     Args:
         storage: the storage object the study was opened with (heartbeats go through it); opened
             anew from the config if None.
+        renderer: the sweep's plot renderer, which the caller closes once the sweep's work is done (its
+            last plots are drawn meanwhile); None starts one that is waited for when the trials end.
 
     Returns:
         EXIT_OK, EXIT_FAILURES (failure rate exceeded), EXIT_UNFIXABLE (a preflight failure no
@@ -201,13 +205,13 @@ def run_trials(exp: Experiment, dataset: PreparedData, study: optuna.Study, max_
     """
     storage = storage if storage is not None else storage_for(exp)
     study_id = storage.get_study_id_from_name(study.study_name)
-    objective = Objective(exp, dataset.train_val())
+    objective = Objective(exp, dataset.train_val(), renderer=renderer)
     try:
         return _trial_loop(exp, study, study_id, storage, objective, max_trials, prefix)
     finally:
         close = getattr(objective, "close", None)  # a stand-in objective (tests) may have none
         if close is not None:
-            close()  # every finished trial's plots are drawn before the sweep goes on
+            close()  # with its own renderer: every finished trial's plots are drawn before this returns
 
 
 def _trial_loop(exp: Experiment, study: optuna.Study, study_id: int, storage: optuna.storages.BaseStorage,

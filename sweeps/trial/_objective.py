@@ -66,16 +66,25 @@ class Objective:
     It sees the training and validation splits only; the test split never reaches it.
     """
 
-    def __init__(self, experiment: Experiment, data: TrainVal) -> None:
+    def __init__(self, experiment: Experiment, data: TrainVal, renderer: Renderer | None = None) -> None:
+        """
+        Args:
+            renderer: draws the reports' plots; one that the caller owns and closes (a sweep's, shared by
+                its trial loops), or None for one of its own that :meth:`close` ends.
+        """
         self.experiment = experiment
         self.data = data
-        self.renderer = Renderer()  # the report's plots, drawn in another process while the next trial trains
+        self._owns_renderer = renderer is None
+        # The report's plots, drawn in another process while the next trial trains.
+        self.renderer = renderer if renderer is not None else Renderer()
         self._preflight_note: str | None = None
         self._result: dict[str, Any] = {}
 
     def close(self) -> None:
-        """Waits until every finished trial's plots are in the artifact store (call when the trials end)."""
-        self.renderer.close()
+        """Waits until every finished trial's plots are in the artifact store (call when the trials end),
+        unless the renderer is the caller's."""
+        if self._owns_renderer:
+            self.renderer.close()
 
     def __call__(self, trial: optuna.Trial) -> float:
         exp = self.experiment

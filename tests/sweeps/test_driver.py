@@ -208,7 +208,7 @@ def test_run_trials_goes_on_after_another_worker_failed_its_running_trial(in_tmp
     storage = driver.storage_for(exp)
     study = open_study(exp, storage)
     fake = _FailedByAnotherWorker(url, notices)
-    monkeypatch.setattr(loop, "Objective", lambda exp, data: fake)
+    monkeypatch.setattr(loop, "Objective", lambda exp, data, renderer=None: fake)
     assert driver.run_trials(exp, data, study) == driver.EXIT_OK
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
@@ -281,3 +281,40 @@ def test_exports_unwritable_by_the_end_of_the_run_exit_2_in_one_line_with_the_va
     study = optuna.load_study(study_name="sweeps", storage="sqlite:///sweeps.db")
     assert Vault(study).claims() == [] and len(study.trials) == 1
 
+
+
+def test_sweep_draws_every_plot_with_one_renderer_closed_after_the_export(in_tmp, monkeypatch):
+    """The search and the selection share the sweep's renderer; its last plots are drawn while the
+    vault opens and the study is exported, and are in the artifact store when the command returns."""
+    import sweeps.driver._driver as driver
+    from sweeps.trial._plots import PLACEHOLDER_PNG
+    from sweeps.trial._render import Renderer
+
+    made, events = [], []
+
+    class Recording(Renderer):
+        def __init__(self) -> None:
+            super().__init__()
+            made.append(self)
+
+        def submit(self, store_dir, plots, on_failure):
+            events.append("plots")
+            super().submit(store_dir, plots, on_failure)
+
+        def close(self) -> None:
+            events.append("close" if self._process is not None else "closed")
+            super().close()
+
+    export = driver.export_study
+    monkeypatch.setattr(driver, "Renderer", Recording)
+    monkeypatch.setattr(driver, "export_study", lambda *a, **k: events.append("export") or export(*a, **k))
+    assert main(["sweep.n_trials=2", "select.top_k=1", "select.n_seeds=1", "trainer.max_epochs=2",
+                 "trainer.num_threads=1", "preflight=off", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]) == 0
+    storage = f"sqlite:///{in_tmp}/sweeps.db"
+    search = optuna.load_study(study_name="sweeps", storage=storage)
+    linked = optuna.load_study(study_name="sweeps.select", storage=storage)
+    assert (len(made), len(search.trials), len(linked.trials)) == (1, 2, 1)
+    assert events.count("plots") == 3 and events.index("export") < events.index("close")
+    pngs = [p for p in (in_tmp / "sweeps_artifacts").rglob("*") if p.is_file() and p.stat().st_size < 100_000
+            and p.read_bytes()[:8] == PLACEHOLDER_PNG[:8]]
+    assert pngs and all(p.read_bytes() != PLACEHOLDER_PNG for p in pngs)
