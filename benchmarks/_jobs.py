@@ -182,6 +182,11 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
 def run_bare(job: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._bare import bare_loop
 
+    if job.get("wal"):  # the file as sweeps makes a new one (sweeps/storage/_url.py): write-ahead log
+        import sqlite3
+
+        with sqlite3.connect(job["storage"].removeprefix("sqlite:///")) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
     return bare_loop(job["storage"], job["n_trials"], job["max_epochs"], job["seed"])
 
 
