@@ -98,6 +98,7 @@ class RunningTally:
         self._reset()
 
     def _reset(self) -> None:
+        self.newly_finished: list[FrozenTrial] = []  # finished since the last call (all of them after a reset)
         self._n_seen = 0
         self._open: set[int] = set()  # numbers not finished when last seen
         self._counted: dict[int, bool] = {}  # finished, counted trials: number -> failed
@@ -116,12 +117,14 @@ class RunningTally:
                 self._retry(trial.user_attrs["retry_of"])
         self._n_seen = n
         running = 0
+        self.newly_finished = []
         for number in sorted(self._open):
             trial = trials[number]
             if trial.state == TrialState.RUNNING:
                 running += 1
             elif trial.state in FINISHED:
                 self._open.discard(number)
+                self.newly_finished.append(trial)
                 if number not in self._retried and not is_surplus(trial):
                     self._counted[number] = trial.state == TrialState.FAIL
                     self._n_failed += trial.state == TrialState.FAIL

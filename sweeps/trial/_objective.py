@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 import optuna
 from omegaconf import DictConfig, OmegaConf
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 
 from practices.data import TrainVal
 from practices.monitor import Diverged, Monitor
@@ -43,14 +43,20 @@ class _Reporter(Callback):
         return False
 
 
-def _duplicate_of(trial: optuna.Trial, params: dict[str, Any]) -> int | None:
+def _duplicate_of(trial: optuna.Trial, params: dict[str, Any], known: Sequence[FrozenTrial] | None) -> int | None:
     """The number of an earlier running or finished trial with the same parameters, if any.
 
     Only a later trial defers to an earlier one: two workers that sample the same parameters both
     see the other running, and if each deferred, neither would be evaluated.
+
+    Args:
+        known: the study's trials as the trial loop read them just before this trial was asked (one
+            read of the list per trial, not two); None reads them.
     """
-    for other in trial.study.get_trials(deepcopy=False, states=_COMPARED):
-        if other.number < trial.number and other.user_attrs.get("end_reason") != "duplicate" and other.params == params:
+    trials = trial.study.get_trials(deepcopy=False) if known is None else known
+    for other in trials:
+        if (other.number < trial.number and other.state in _COMPARED
+                and other.user_attrs.get("end_reason") != "duplicate" and other.params == params):
             return other.number
     return None
 
@@ -79,6 +85,8 @@ class Objective:
         self.renderer = renderer if renderer is not None else Renderer()
         self._preflight_note: str | None = None
         self._result: dict[str, Any] = {}
+        # The study's trials as the trial loop last read them (``driver/_loop.py``), for the duplicate check.
+        self.known_trials: Sequence[FrozenTrial] | None = None
 
     def close(self) -> None:
         """Waits until every finished trial's plots are in the artifact store (call when the trials end),
@@ -91,7 +99,7 @@ class Objective:
         params = exp.space.sample(trial)
         attrs = trial.user_attrs  # one storage read for both questions below
         # A linked trial of seed-robust selection repeats its configuration with another seed on purpose.
-        duplicate = None if "select.source" in attrs else _duplicate_of(trial, params)
+        duplicate = None if "select.source" in attrs else _duplicate_of(trial, params, self.known_trials)
         if duplicate is not None:
             # Parallel workers can propose the same configuration; evaluating it twice wastes budget.
             trial.set_user_attr("end_reason", "duplicate")

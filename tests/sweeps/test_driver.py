@@ -318,3 +318,20 @@ def test_sweep_draws_every_plot_with_one_renderer_closed_after_the_export(in_tmp
     pngs = [p for p in (in_tmp / "sweeps_artifacts").rglob("*") if p.is_file() and p.stat().st_size < 100_000
             and p.read_bytes()[:8] == PLACEHOLDER_PNG[:8]]
     assert pngs and all(p.read_bytes() != PLACEHOLDER_PNG for p in pngs)
+
+
+@pytest.mark.parametrize("direction,best", [("maximize", 2), ("minimize", 0)])
+def test_loop_best_keeps_the_best_completed_trial_from_the_newly_finished(direction, best):
+    from sweeps.driver._loop import _Best
+
+    study = optuna.create_study(direction=direction)
+    for value, state in ((0.1, TrialState.COMPLETE), (0.9, TrialState.PRUNED), (0.5, TrialState.COMPLETE),
+                         (0.5, TrialState.COMPLETE)):
+        trial = study.ask()
+        study.tell(trial, value if state == TrialState.COMPLETE else None, state=state)
+    tracked = _Best(study.direction)
+    trials = study.get_trials()
+    tracked.update(trials[:2])
+    assert tracked.trial.number == 0
+    tracked.update(trials[2:])  # a tie keeps the earlier trial, as study.best_trial does
+    assert tracked.trial.number == best == study.best_trial.number

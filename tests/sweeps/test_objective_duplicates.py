@@ -24,10 +24,13 @@ def _two_trials_with_the_same_params():
     return study, trials
 
 
+@pytest.mark.parametrize("known", ["read", "listed"])
 @pytest.mark.parametrize("order", [(0, 1), (1, 0)])
-def test_duplicate_of_only_the_later_trial_defers_whichever_checks_first(order):
-    _, trials = _two_trials_with_the_same_params()
-    found = {i: _duplicate_of(trials[i], trials[i].params) for i in order}
+def test_duplicate_of_only_the_later_trial_defers_whichever_checks_first(order, known):
+    study, trials = _two_trials_with_the_same_params()
+    # "listed": the trial loop's own read of the trial list, handed over instead of a second read.
+    listed = None if known == "read" else study.get_trials(deepcopy=False)
+    found = {i: _duplicate_of(trials[i], trials[i].params, listed) for i in order}
     assert found == {0: None, 1: 0}, "both deferring would leave the configuration unevaluated"
 
 
