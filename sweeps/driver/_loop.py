@@ -223,6 +223,8 @@ def run_trials(exp: Experiment, dataset: PreparedData, study: optuna.Study, max_
     storage = storage if storage is not None else storage_for(exp)
     study_id = storage.get_study_id_from_name(study.study_name)
     objective = Objective(exp, dataset.train_val(), renderer=renderer)
+    if not isinstance(storage, optuna.storages.InMemoryStorage):  # another process can open it: notes go there
+        objective.note_storage = exp.cfg.sweep.storage
     try:
         return _trial_loop(exp, study, study_id, storage, objective, max_trials, prefix)
     finally:

@@ -87,6 +87,9 @@ class Objective:
         self._result: dict[str, Any] = {}
         # The study's trials as the trial loop last read them (``driver/_loop.py``), for the duplicate check.
         self.known_trials: Sequence[FrozenTrial] | None = None
+        # The storage string of the studies this objective runs trials of, set by the trial loop: the
+        # renderer process saves the reports' notes there. None: saved in this process.
+        self.note_storage: str | None = None
 
     def close(self) -> None:
         """Waits until every finished trial's plots are in the artifact store (call when the trials end),
@@ -126,7 +129,7 @@ class Objective:
             # interrupted one is queued again and stops now (its retry writes the report).
             if monitor is not None and not isinstance(error, (PreflightFailed, KeyboardInterrupt)):
                 report_trial(trial, monitor, cfg, error, result=self._result, renderer=self.renderer,
-                             preflight_note=self._preflight_note)
+                             preflight_note=self._preflight_note, note_storage=self.note_storage)
 
     def _train(self, trial: optuna.Trial, cfg: DictConfig, seed: int, monitor: Monitor | None) -> float:
         try:

@@ -3,9 +3,10 @@ update ratios and the first layer's filters.
 
 A sweep draws them off the trial's critical path, in a renderer process (``sweeps.trial._render``) that
 runs this module: ``python -m sweeps.trial._plots`` reads one JSON job per line on stdin, draws each plot,
-writes it into the artifact store under the artifact id that the trial already holds, and answers
-one JSON line per job on stdout (``{"job": id, "error": null | "why"}``). Only matplotlib and numpy
-are imported, so the process starts in about a second.
+writes it into the artifact store under the artifact id that the trial already holds, saves the
+trial's note in the study's storage (after the plots: a note never links a plot still a placeholder),
+and answers one JSON line per job on stdout (``{"job": id, "error": null | "why"}``). Only matplotlib
+and numpy are imported at start, so the process starts in about a second; Optuna with the first note.
 """
 
 from __future__ import annotations
@@ -122,7 +123,8 @@ def draw(name: str, data: dict[str, Any], path: Path) -> None:
 
 
 def _render_job(job: dict[str, Any]) -> None:
-    """Draws a job's plots and writes each into the file-system artifact store at ``job["store"]``."""
+    """Draws a job's plots and writes each into the file-system artifact store at ``job["store"]``,
+    then saves the trial's note (``job["note"]``), if the job has one."""
     from optuna.artifacts import FileSystemArtifactStore  # light: no storage backends are loaded
 
     store = FileSystemArtifactStore(job["store"])
@@ -132,6 +134,30 @@ def _render_job(job: dict[str, Any]) -> None:
             draw(plot["name"], plot["data"], path)
             with open(path, "rb") as f:
                 store.write(plot["artifact_id"], f)
+    if job.get("note"):
+        _save_note(job["note"])
+
+
+_STORAGES: dict[str, Any] = {}  # storage string -> the storage this process opened for it
+
+
+def _save_note(note: dict[str, Any]) -> None:
+    """Saves a finished trial's note with optuna-dashboard (a note is a study attribute: writable after
+    the trial ended), in the storage the trial lives in (``storage``, ``study``, ``trial``: its number).
+    Optuna and the storage are loaded on the first note only."""
+    import optuna
+    from optuna_dashboard import save_note
+
+    from sweeps.storage._url import open_storage
+
+    if note["storage"] not in _STORAGES:
+        _STORAGES[note["storage"]] = open_storage(note["storage"])
+    storage = _STORAGES[note["storage"]]
+    # A random sampler: a Trial object starts its sampler, and TPE's would read the whole study.
+    study = optuna.load_study(study_name=note["study"], storage=storage, sampler=optuna.samplers.RandomSampler())
+    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(note["study"]),
+                                                                 note["trial"])
+    save_note(optuna.trial.Trial(study, trial_id), note["body"])
 
 
 def main() -> int:

@@ -24,7 +24,7 @@ from optuna_dashboard import save_note
 from practices.monitor import Diagnosis, Monitor
 from sweeps._markdown import literal
 from sweeps.config._schema import monitor_config
-from sweeps.storage._url import artifact_dir, mask
+from sweeps.storage._url import artifact_dir, mask, mask_text
 from sweeps.study._result import RESULT_ATTR
 from sweeps.trial._plots import PLACEHOLDER_PNG, draw
 from sweeps.trial._render import Renderer
@@ -51,7 +51,7 @@ def artifact_store(cfg: DictConfig) -> FileSystemArtifactStore:
 
 def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None, *,
                  result: Mapping[str, Any] | None = None, renderer: Renderer | None = None,
-                 preflight_note: str | None = None) -> None:
+                 preflight_note: str | None = None, note_storage: str | None = None) -> None:
     """Writes the trial's note, plots, checkpoints and result record. Never raises: a report that
     cannot be written must not turn a pruned or completed trial into a failed one.
 
@@ -61,10 +61,12 @@ def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: 
         renderer: draws the plots in its own process after this returns (``sweeps.trial._render``); None
             draws them here, before returning.
         preflight_note: the note the trial's preflight wrote (kept as the report's preflight section).
+        note_storage: the storage string of the trial's study: with a renderer, its process saves the
+            note there once the plots are drawn (off the trial's path); None saves it here.
     """
     record = dict(result or {})
     try:
-        _report(trial, monitor, cfg, error, renderer, preflight_note, record)
+        _report(trial, monitor, cfg, error, renderer, preflight_note, record, note_storage)
         return
     except Exception as exc:  # disk full, a plot that cannot be drawn: log it, keep the trial's state
         reason = _masked(exc, cfg)
@@ -80,7 +82,7 @@ def report_trial(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: 
 def _masked(exc: BaseException | str, cfg: DictConfig) -> str:
     storage = str(cfg.sweep.storage)
     text = exc if isinstance(exc, str) else f"{type(exc).__name__}: {exc}"
-    return text.replace(storage, mask(storage))[:_MAX_ATTR_CHARS]
+    return mask_text(text.replace(storage, mask(storage)))[:_MAX_ATTR_CHARS]
 
 
 def artifact_url(trial: optuna.Trial) -> str:
@@ -92,7 +94,8 @@ def artifact_url(trial: optuna.Trial) -> str:
 
 
 def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseException | None,
-            renderer: Renderer | None, preflight_note: str | None, record: dict[str, Any]) -> None:
+            renderer: Renderer | None, preflight_note: str | None, record: dict[str, Any],
+            note_storage: str | None) -> None:
     settings = monitor_config(cfg)
     diagnoses = monitor.diagnose()
     record["diagnoses"] = ",".join(d.code for d in diagnoses) or "none"
@@ -130,8 +133,13 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
     kept = preflight_note if preflight_note and preflight_note.startswith(_PREFLIGHT_HEADING) else None
     note = render_note(trial.number, monitor, diagnoses, _outcome(trial, monitor, error), trial.user_attrs,
                        [(name, url + artifact_id) for name, artifact_id in artifacts], kept)
-    save_note(trial, note)
-    if renderer is not None:
+    if renderer is None or note_storage is None:
+        save_note(trial, note)
+    else:  # optuna-dashboard reads every study attribute twice per note: in the renderer, not on the trial's path
+        renderer.submit(str(store_folder(cfg)), jobs, _on_render_failure(trial, note, cfg),
+                        note={"storage": note_storage, "study": trial.study.study_name, "trial": trial.number,
+                              "body": note})
+    if renderer is not None and note_storage is None:
         renderer.submit(str(store_folder(cfg)), jobs, _on_render_failure(trial, note, cfg))
     if settings.print_diagnoses:
         for d in diagnoses:
@@ -142,7 +150,7 @@ def _on_render_failure(trial: optuna.Trial, note: str, cfg: DictConfig) -> Calla
     def report(reason: str) -> None:
         reason = _masked(reason, cfg)
         log.warning("trial %d: its plots could not be drawn: %s", trial.number, reason)
-        try:  # the note is a study attribute: still writable after the trial ended
+        try:  # the note is a study attribute: still writable after the trial ended; saved here if the renderer did not
             # A plotting error may quote user text over several lines: literal text, never Markdown.
             save_note(trial, note + f"\n_The plots could not be drawn:_ {literal(reason)}\n")
         except Exception as exc:  # the storage is gone: the warning above is all there is

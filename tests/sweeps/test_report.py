@@ -198,3 +198,40 @@ def test_report_renderer_reports_a_plot_it_cannot_draw(tmp_path):
     renderer.close()
     assert failures == ["KeyError: 'train_loss'"]
     assert (tmp_path / "a2").read_bytes().startswith(b"\x89PNG") and not (tmp_path / "a1").exists()
+
+
+def _report_with_renderer(tmp_path, monkeypatch, note_storage):
+    """One trial's report in an SQLite study, its note handed to the renderer for ``note_storage``;
+    returns the study, the trial and the notes this process saved itself."""
+    from omegaconf import OmegaConf
+
+    from sweeps.trial import _report
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    cfg = OmegaConf.create({"sweep": {"storage": storage, "artifact_dir": str(tmp_path / "artifacts")}, "monitor": {}})
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()
+    saved_here = []
+    save_note = _report.save_note
+    monkeypatch.setattr(_report, "save_note", lambda t, body: saved_here.append(body) or save_note(t, body))
+    renderer = Renderer()
+    _report.report_trial(trial, _planted_monitor(), cfg, None, renderer=renderer,
+                         note_storage=storage if note_storage == "same" else note_storage)
+    study.tell(trial, 0.5)
+    renderer.close()
+    return study, study.trials[0], saved_here
+
+
+def test_report_note_is_saved_by_the_renderer_after_its_plots(tmp_path, monkeypatch):
+    study, trial, saved_here = _report_with_renderer(tmp_path, monkeypatch, "same")
+    note = get_note(_live(study, trial))
+    assert saved_here == [] and note.startswith("## Training report, trial 0\n") and "loss_curve.png" in note
+    assert "report_error" not in trial.user_attrs
+
+
+def test_report_note_the_renderer_cannot_save_is_saved_here_with_the_reason(tmp_path, monkeypatch, capfd):
+    # Another database, without the study: the renderer answers an error, this process saves the note.
+    study, trial, saved_here = _report_with_renderer(tmp_path, monkeypatch, f"sqlite:///{tmp_path}/other.db")
+    note = get_note(_live(study, trial))
+    assert len(saved_here) == 1 and note == saved_here[0]
+    assert note.startswith("## Training report, trial 0\n") and "_The plots could not be drawn:_ `KeyError" in note
