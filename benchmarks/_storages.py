@@ -78,15 +78,16 @@ class TrivialObjective:
     """Stands in for ``sweeps.trial._objective.Objective``: samples the space and runs the duplicate check
     (sweeps' own per-trial reads), then returns a random value instead of training."""
 
-    def __init__(self, experiment: Any, data: Any) -> None:
+    def __init__(self, experiment: Any, data: Any, renderer: Any = None) -> None:
         self.experiment = experiment
         self._rng = random.Random(0)
+        self.known_trials = None  # set by the trial loop before each trial, as on the Objective
 
     def __call__(self, trial: optuna.Trial) -> float:
         from sweeps.trial._objective import _duplicate_of
 
         params = self.experiment.space.sample(trial)
-        _duplicate_of(trial, params)
+        _duplicate_of(trial, params, self.known_trials)
         return self._rng.random()
 
 

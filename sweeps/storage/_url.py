@@ -166,6 +166,22 @@ def _head(path: Path, n_bytes: int = 65536) -> bytes:
         return b""
 
 
+def _is_sqlite(path: Path) -> bool:
+    """Whether ``path`` is an SQLite database (or missing, empty or unreadable: the probe reports those),
+    asked of SQLite itself: reading the file directly and closing it would drop every POSIX lock that
+    this process's own connections hold on it (a second run in one process, a multirun's next job)."""
+    if not path.exists() or path.stat().st_size == 0:
+        return True
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as conn:
+            conn.execute("PRAGMA schema_version")
+    except sqlite3.OperationalError:  # cannot be opened: not ours to call it no database
+        return True
+    except sqlite3.DatabaseError:  # "file is not a database"
+        return False
+    return True
+
+
 def _check_sqlite_file(storage: str, url: sqlalchemy.engine.URL, key: str) -> None:
     if not url.database:
         raise ConfigError(f"{key} {mask(storage)!r} names no database file; expected e.g. sqlite:///sweeps.db")
@@ -177,8 +193,7 @@ def _check_sqlite_file(storage: str, url: sqlalchemy.engine.URL, key: str) -> No
     if path.is_dir():
         raise ConfigError(f"{key} {mask(storage)!r} names a directory; use e.g. "
                           f"{key}=sqlite:///{path / 'sweeps.db'}")
-    head = _head(path, len(_SQLITE_MAGIC))
-    if head and not head.startswith(_SQLITE_MAGIC):
+    if not _is_sqlite(path):
         raise ConfigError(f"{key} {mask(storage)!r}: {str(path)!r} is not an SQLite database; name a new file "
                           "or an existing database (a journal file is given as a plain path, without sqlite:///)")
 
@@ -379,8 +394,7 @@ def open_database(storage: str, pool_size: int = 5) -> optuna.storages.BaseStora
 def _schema_lock(storage: str) -> Iterator[None]:
     """Serializes Optuna's table creation across processes: workers or commands started at once
     on an empty database otherwise race in CREATE TABLE or in the schema version row and crash
-    (PostgreSQL: an advisory lock; an SQLite file: an exclusive flock on the file itself, which
-    SQLite's own byte-range locks ignore)."""
+    (PostgreSQL: an advisory lock; an SQLite file: an exclusive flock on its folder)."""
     url = make_url(storage)
     if url.get_backend_name() == "sqlite":
         with _file_lock(url.database):
@@ -406,10 +420,13 @@ def _file_lock(database: str | None) -> Iterator[None]:
     if not database or database == ":memory:" or database.startswith("file:"):
         yield
         return
-    fd = os.open(database, os.O_RDWR | os.O_CREAT, 0o644)
+    # The lock is on the database's folder, never on the file: closing any descriptor of an SQLite file
+    # drops every POSIX lock this process holds on it, the locks SQLite's own connections rely on (in
+    # write-ahead-log mode a connection holds one as long as it is open).
+    fd = os.open(os.path.dirname(os.path.abspath(database)), os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if os.fstat(fd).st_size == 0:  # a new database: no other process has it open yet
+        if not os.path.exists(database) or os.path.getsize(database) == 0:  # new: nobody has it open yet
             _write_ahead_log(database)
         yield
     finally:

@@ -57,7 +57,9 @@ def _duplicate_of(trial: optuna.Trial, params: dict[str, Any], known: Sequence[F
     for other in trials:
         if (other.number < trial.number and other.state in _COMPARED
                 and other.user_attrs.get("end_reason") != "duplicate" and other.params == params):
-            return other.number
+            # A match in the loop's list is read again: the trial running then may have failed since (a
+            # stale trial is failed and its retry, with the same parameters, asked right after the read).
+            return other.number if known is None else _duplicate_of(trial, params, None)
     return None
 
 

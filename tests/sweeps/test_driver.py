@@ -297,9 +297,9 @@ def test_sweep_draws_every_plot_with_one_renderer_closed_after_the_export(in_tmp
             super().__init__()
             made.append(self)
 
-        def submit(self, store_dir, plots, on_failure):
+        def submit(self, store_dir, plots, on_failure, note=None):
             events.append("plots")
-            super().submit(store_dir, plots, on_failure)
+            super().submit(store_dir, plots, on_failure, note=note)
 
         def close(self) -> None:
             events.append("close" if self._process is not None else "closed")

@@ -50,3 +50,12 @@ def test_objective_evaluates_the_earlier_of_two_identical_trials_in_either_order
     assert trials[0].user_attrs["end_reason"] == "completed"
     assert result_value(trials[1], "epochs_run") is None, "the duplicate never trained"
     assert study.get_trials()[0].state == TrialState.RUNNING  # told by the driver, not the objective
+
+
+def test_duplicate_of_a_trial_listed_running_that_failed_since_is_no_duplicate():
+    # The loop's list was read while the earlier trial ran; it failed as stale before this check.
+    study, trials = _two_trials_with_the_same_params()
+    listed = study.get_trials(deepcopy=False)
+    study.tell(trials[0], state=TrialState.FAIL)
+    assert _duplicate_of(trials[1], trials[1].params, listed) is None
+    assert _duplicate_of(trials[1], trials[1].params, None) is None

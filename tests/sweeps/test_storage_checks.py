@@ -111,3 +111,24 @@ def test_cli_guard_turns_a_connection_lost_mid_run_into_exit_4(capsys):
     assert len(err.splitlines()) == 1
     with pytest.raises(optuna.exceptions.StorageInternalError):  # other storage errors are bugs: a traceback
         guarded(_raises(optuna.exceptions.StorageInternalError("invalid data")))
+
+
+def test_storage_check_and_open_keep_the_locks_this_process_holds_on_an_open_database(in_tmp):
+    # Closing any descriptor of an SQLite file drops the process's POSIX locks on it: the check and the
+    # schema lock must not open the file itself while this process has a connection to it.
+    open_storage("sqlite:///held.db")
+    held = sqlite3.connect(in_tmp / "held.db")
+    held.execute("CREATE TABLE IF NOT EXISTS t (x)")
+    held.commit()
+    held.execute("BEGIN")
+    held.execute("SELECT * FROM t").fetchall()  # a read transaction: a lock another process must respect
+    check_storage("sqlite:///held.db")
+    open_storage("sqlite:///held.db")
+    other = ("import sqlite3, sys; c = sqlite3.connect(sys.argv[1], timeout=0.5); "
+             "print(c.execute('PRAGMA journal_mode=DELETE').fetchone()[0])")
+    result = subprocess.run([sys.executable, "-c", other, str(in_tmp / "held.db")], capture_output=True, text=True,
+                            timeout=120)
+    held.rollback()
+    held.close()
+    # Another process cannot take the file out of WAL mode while this one reads it.
+    assert result.stdout.strip() != "delete" and _journal_mode(in_tmp / "held.db") == "wal"
