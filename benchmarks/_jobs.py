@@ -182,11 +182,10 @@ def run_sweep(job: dict[str, Any]) -> dict[str, Any]:
 def run_bare(job: dict[str, Any]) -> dict[str, Any]:
     from benchmarks._bare import bare_loop
 
-    if job.get("wal"):  # the file as sweeps makes a new one (sweeps/storage/_url.py): write-ahead log
-        import sqlite3
+    if job.get("wal"):  # the file as sweeps makes a new one: write-ahead log
+        from sweeps.storage._url import _write_ahead_log
 
-        with sqlite3.connect(job["storage"].removeprefix("sqlite:///")) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+        _write_ahead_log(job["storage"].removeprefix("sqlite:///"))
     return bare_loop(job["storage"], job["n_trials"], job["max_epochs"], job["seed"])
 
 

@@ -138,7 +138,7 @@ def _render_job(job: dict[str, Any]) -> None:
         _save_note(job["note"])
 
 
-_STORAGES: dict[str, Any] = {}  # storage string -> the storage this process opened for it
+_STUDIES: dict[tuple[str, str], Any] = {}  # (storage string, study name) -> the study this process loaded
 
 
 def _save_note(note: dict[str, Any]) -> None:
@@ -150,13 +150,14 @@ def _save_note(note: dict[str, Any]) -> None:
 
     from sweeps.storage._url import open_storage
 
-    if note["storage"] not in _STORAGES:
-        _STORAGES[note["storage"]] = open_storage(note["storage"])
-    storage = _STORAGES[note["storage"]]
-    # A random sampler: a Trial object starts its sampler, and TPE's would read the whole study.
-    study = optuna.load_study(study_name=note["study"], storage=storage, sampler=optuna.samplers.RandomSampler())
-    trial_id = storage.get_trial_id_from_study_id_trial_number(storage.get_study_id_from_name(note["study"]),
-                                                                 note["trial"])
+    key = (note["storage"], note["study"])
+    if key not in _STUDIES:  # opened and loaded once per study, not per note
+        storage = open_storage(note["storage"])
+        # A random sampler: a Trial object starts its sampler, and TPE's would read the whole study.
+        study = optuna.load_study(study_name=note["study"], storage=storage, sampler=optuna.samplers.RandomSampler())
+        _STUDIES[key] = (study, storage, storage.get_study_id_from_name(note["study"]))
+    study, storage, study_id = _STUDIES[key]
+    trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, note["trial"])
     save_note(optuna.trial.Trial(study, trial_id), note["body"])
 
 

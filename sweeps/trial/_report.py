@@ -133,14 +133,14 @@ def _report(trial: optuna.Trial, monitor: Monitor, cfg: DictConfig, error: BaseE
     kept = preflight_note if preflight_note and preflight_note.startswith(_PREFLIGHT_HEADING) else None
     note = render_note(trial.number, monitor, diagnoses, _outcome(trial, monitor, error), trial.user_attrs,
                        [(name, url + artifact_id) for name, artifact_id in artifacts], kept)
-    if renderer is None or note_storage is None:
+    # optuna-dashboard reads every study attribute twice per note: in the renderer, off the trial's path.
+    deferred = renderer is not None and note_storage is not None
+    if not deferred:
         save_note(trial, note)
-    else:  # optuna-dashboard reads every study attribute twice per note: in the renderer, not on the trial's path
+    if renderer is not None:
+        job_note = {"storage": note_storage, "study": trial.study.study_name, "trial": trial.number, "body": note}
         renderer.submit(str(store_folder(cfg)), jobs, _on_render_failure(trial, note, cfg),
-                        note={"storage": note_storage, "study": trial.study.study_name, "trial": trial.number,
-                              "body": note})
-    if renderer is not None and note_storage is None:
-        renderer.submit(str(store_folder(cfg)), jobs, _on_render_failure(trial, note, cfg))
+                        note=job_note if deferred else None)
     if settings.print_diagnoses:
         for d in diagnoses:
             print(f"  trial {trial.number}: {d.code}: {d.summary}", flush=True)
