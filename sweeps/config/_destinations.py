@@ -22,8 +22,26 @@ def unwritable(folder: Path) -> str | None:
     """Why files cannot be written in ``folder``, or None if they can.
 
     Creates the missing folders and a probe file, then removes what it created, so that the check
-    leaves nothing behind.
+    leaves nothing behind. Safe when several commands check the same folder at once: a folder that
+    another one creates meanwhile is not this check's to remove (so an empty one may stay for the run
+    to use), and one that another check removes meanwhile is probed again.
     """
+    for _ in range(_ATTEMPTS - 1):
+        try:
+            return _probe(folder)
+        except FileNotFoundError:  # another command's check removed a folder it had created: look again
+            continue
+    try:
+        return _probe(folder)
+    except OSError as exc:
+        return exc.strerror or type(exc).__name__
+
+
+_ATTEMPTS = 5
+
+
+def _probe(folder: Path) -> str | None:
+    """One attempt of :func:`unwritable`; raises FileNotFoundError if a folder vanished meanwhile."""
     created: list[Path] = []
     try:
         missing, path = [], folder
@@ -31,19 +49,24 @@ def unwritable(folder: Path) -> str | None:
             missing.append(path)
             path = path.parent
         for path in reversed(missing):
-            path.mkdir()
+            try:
+                path.mkdir()
+            except FileExistsError:  # another command created it at the same moment: it is theirs
+                continue
             created.append(path)
         handle, probe = tempfile.mkstemp(dir=folder, prefix=".sweeps-write-test-")
         os.close(handle)
         os.unlink(probe)
         return None
+    except FileNotFoundError:
+        raise
     except OSError as exc:
         return exc.strerror or type(exc).__name__
     finally:
         for path in reversed(created):
             try:
                 path.rmdir()
-            except OSError:
+            except OSError:  # not empty: another command is probing or writing in it
                 pass
 
 
