@@ -269,6 +269,9 @@ def monitor_config(cfg: DictConfig) -> MonitorConfig:
     """
     node = cfg.get("monitor") if "monitor" in cfg else None
     monitor = _typed_cached("monitor", node if node is not None else {})
+    settings = _MONITOR_SETTINGS.get(id(monitor))
+    if settings is not None and settings[0] is monitor:  # validated before: asked twice per trial
+        return settings[1]
     _require(monitor.every_n_steps >= 1, f"monitor.every_n_steps must be >= 1, got {monitor.every_n_steps}")
     _require(monitor.patience is None or monitor.patience >= 1,
              f"monitor.patience must be >= 1 epochs or null (never stop early), got {monitor.patience}")
@@ -283,7 +286,15 @@ def monitor_config(cfg: DictConfig) -> MonitorConfig:
     _require(thresholds.update_ratio_low < thresholds.update_ratio_high,
              f"monitor.thresholds.update_ratio_low must be < update_ratio_high, got "
              f"{thresholds.update_ratio_low} and {thresholds.update_ratio_high}")
-    return OmegaConf.to_object(monitor)
+    settings = OmegaConf.to_object(monitor)
+    if len(_MONITOR_SETTINGS) >= _TYPED_CACHE_SIZE:
+        _MONITOR_SETTINGS.clear()
+    _MONITOR_SETTINGS[id(monitor)] = (monitor, settings)  # the node is kept: its id stays its own
+    return settings
+
+
+# id of a cached typed monitor node -> (the node, its validated MonitorConfig). Read-only, like the node.
+_MONITOR_SETTINGS: dict[int, tuple[Any, MonitorConfig]] = {}
 
 
 def _require(ok: bool, message: str) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from typing import Any, Sequence
 
 import optuna
@@ -114,12 +115,33 @@ def _cached_or_run(
     if not pf.cache:
         return run_checks(cfg, data), "off", trial.number
     key = _CACHE_ATTR + fingerprint(cfg, data, pf)
-    cached = trial.study.user_attrs.get(key)
+    seen = (id(trial.storage), trial.study.study_name, key)
+    known = _SEEN.get(seen)
+    if known is not None and known[0]() is trial.storage:  # this process read or wrote it: no storage read
+        cached = known[1]
+    else:
+        cached = trial.study.user_attrs.get(key)
     if cached is not None:
+        _remember(seen, trial, cached)
         return [CheckResult.from_dict(r) for r in cached["results"]], "hit", cached["trial"]
     results = run_checks(cfg, data)
-    trial.study.set_user_attr(key, {"trial": trial.number, "results": [r.to_dict() for r in results]})
+    cached = {"trial": trial.number, "results": [r.to_dict() for r in results]}
+    trial.study.set_user_attr(key, cached)
+    _remember(seen, trial, cached)
     return results, "miss", trial.number
+
+
+# (storage id, study name, cache key) -> (a weak reference to the storage, the cached entry): a study's
+# cache entries never change once written, so what this process has read or written need not be read
+# again. Weak: a storage that is gone (another sweep in this process) is not kept, and its id not trusted.
+_SEEN: dict[tuple[int, str, str], tuple[weakref.ref, dict[str, Any]]] = {}
+_SEEN_SIZE = 256
+
+
+def _remember(seen: tuple[int, str, str], trial: optuna.Trial, cached: dict[str, Any]) -> None:
+    if len(_SEEN) >= _SEEN_SIZE:
+        _SEEN.clear()
+    _SEEN[seen] = (weakref.ref(trial.storage), cached)
 
 
 def preflight(trial: optuna.Trial, exp: Experiment, cfg: DictConfig, data: TrainVal, *,

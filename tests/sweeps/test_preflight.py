@@ -153,3 +153,28 @@ def test_preflight_on_journal_storage_records_the_same_attributes(in_tmp):
     trials = optuna.load_study(study_name="sweeps", storage=storage).get_trials()
     assert [t.user_attrs["preflight"]["cache"] for t in trials] == ["miss", "hit"]
     assert all(t.user_attrs["preflight"]["overfit"]["passed"] is True for t in trials)
+
+
+def test_preflight_cache_entry_this_process_wrote_is_not_read_again(in_tmp, monkeypatch):
+    from sweeps.experiment._experiment import prepare
+
+    exp, prepared = prepare([*BLOBS, "sweep.storage=sqlite:///sweeps.db"], probe=False, build_probes=False)
+    data = prepared.train_val()
+    cfg = exp.config({})
+    storage = optuna.storages.RDBStorage("sqlite:///sweeps.db")
+    study = optuna.create_study(study_name="sweeps", storage=storage)
+    assert preflight_module.preflight(study.ask(), exp, cfg, data)[0]
+    assert study.trials[0].user_attrs["preflight"]["cache"] == "miss"
+
+    def unread(*args, **kwargs):
+        raise AssertionError("the study's cache was read again")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(storage, "get_study_user_attrs", unread)
+        preflight_module.preflight(study.ask(), exp, cfg, data)
+    assert study.trials[1].user_attrs["preflight"]["cache"] == "hit"
+    # Another storage object (another process, a later command) reads the study's cache, and hits.
+    other = optuna.load_study(study_name="sweeps", storage=optuna.storages.RDBStorage("sqlite:///sweeps.db"))
+    preflight_module.preflight(other.ask(), exp, exp.config({}), data)
+    assert other.trials[2].user_attrs["preflight"]["cache"] == "hit"
+    assert other.trials[2].user_attrs["preflight"]["gradient"] == study.trials[0].user_attrs["preflight"]["gradient"]

@@ -84,3 +84,13 @@ def test_schema_run_keys_are_the_marked_fields():
     keys = run_keys()
     assert {"sweep.n_trials", "sweep.storage", "trainer.num_threads", "vault.reopen", "select.top_k"} <= set(keys)
     assert not {"sweep.seed", "sweep.metric", "trainer.max_epochs", "monitor.patience"} & set(keys)
+
+
+def test_schema_monitor_settings_follow_the_node_when_asked_again():
+    every_5 = OmegaConf.create({"monitor": {"every_n_steps": 5}})
+    every_7 = OmegaConf.create({"monitor": {"every_n_steps": 7}})
+    first = monitor_config(every_5)
+    assert monitor_config(every_5) is first  # validated once per node: asked twice per trial
+    assert monitor_config(every_7).every_n_steps == 7
+    assert monitor_config(OmegaConf.create({"monitor": {"every_n_steps": 5}})).every_n_steps == 5
+    assert monitor_config(OmegaConf.create({"monitor": {"patience": 3}})).patience == 3
