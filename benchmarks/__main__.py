@@ -344,9 +344,12 @@ def workers(args: argparse.Namespace, folder: Path) -> list[str]:
     subprocess.run(command, check=True, capture_output=True, env=env(), cwd=ROOT)
     lines = out.read_text().strip().splitlines()[2:]  # without its title and the blank line after it
     return lines + ["", "Target (issue 13): 2 workers >= 1.8x the trials per hour of 1 worker on 2 idle cores. What "
-                    "stays below 2x: the parent's composition, validation and export run once either way, each "
-                    "worker process pays its own start-up (imports, config, data), and the last trials leave a "
-                    "core idle when the trial count does not split evenly."]
+                    "stays below 2x in the whole command: the parent's composition, validation and export run once "
+                    "either way, and each worker process pays its own start-up (imports, config, data) before its "
+                    "first trial. What stays below 2x in the trial loop: with 1 worker, its renderer process draws "
+                    "the plots on the otherwise idle second core; with 2, both renderers share the 2 cores with "
+                    "the training (compare plots off), and the last trial leaves a core idle when the trial count "
+                    "does not split evenly."]
 
 
 SECTION_FUNCTIONS: list[tuple[str, str, Callable[[argparse.Namespace, Path], list[str]]]] = [
@@ -388,6 +391,20 @@ def _header(args: argparse.Namespace, argv: list[str]) -> list[str]:
 
 
 KEPT = "_Not rerun in this run"
+SUMMARY_BEGIN, SUMMARY_END = "<!-- summary: written by hand, kept by every run -->", "<!-- /summary -->"
+
+
+def _earlier_summary(path: Path) -> list[str]:
+    """The hand-written summary of the file as it is (between :data:`SUMMARY_BEGIN` and
+    :data:`SUMMARY_END`, markers included), or nothing: a run rewrites the figures, not what a person
+    wrote about them."""
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()
+    if SUMMARY_BEGIN not in lines or SUMMARY_END not in lines:
+        return []
+    begin, end = lines.index(SUMMARY_BEGIN), lines.index(SUMMARY_END)
+    return lines[begin : end + 1] + [""] if begin < end else []
 
 
 def _earlier_sections(path: Path) -> dict[str, list[str]]:
@@ -423,7 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    lines = _header(args, argv)
+    lines = _header(args, argv) + _earlier_summary(args.out)
     earlier = _earlier_sections(args.out)
     with tempfile.TemporaryDirectory(prefix="sweeps-bench-") as tmp:
         for key, title, function in SECTION_FUNCTIONS:

@@ -269,3 +269,15 @@ def test_skipped_sections_keep_what_the_file_measured_before_and_say_when(tmp_pa
     assert "2. B" not in kept  # nothing measured there to keep
     assert kept["3. C"][0].startswith("_Not rerun in this run: kept from the run of 2025-12-31")  # not re-dated
     assert _earlier_sections(tmp_path / "absent.md") == {}
+
+
+def test_the_hand_written_summary_is_kept_by_a_run(tmp_path):
+    from benchmarks.__main__ import SUMMARY_BEGIN, SUMMARY_END, _earlier_summary
+
+    out = tmp_path / "benchmarks.md"
+    out.write_text(f"# Benchmarks\n\nRun at x.\n\n{SUMMARY_BEGIN}\n**Where targets stand.** 0.9x\n{SUMMARY_END}\n\n"
+                   "## 1. A\n\nmeasured a\n")
+    assert _earlier_summary(out) == [SUMMARY_BEGIN, "**Where targets stand.** 0.9x", SUMMARY_END, ""]
+    out.write_text("# Benchmarks\n\n## 1. A\n")
+    assert _earlier_summary(out) == []
+    assert _earlier_summary(tmp_path / "absent.md") == []
