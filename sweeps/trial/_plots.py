@@ -6,7 +6,8 @@ runs this module: ``python -m sweeps.trial._plots`` reads one JSON job per line 
 writes it into the artifact store under the artifact id that the trial already holds, saves the
 trial's note in the study's storage (after the plots: a note never links a plot still a placeholder),
 and answers one JSON line per job on stdout (``{"job": id, "error": null | "why"}``). Only matplotlib
-and numpy are imported at start, so the process starts in about a second; Optuna with the first note.
+and numpy are imported at start, so the process starts in about a second; Optuna with the first note,
+and never scikit-learn (:func:`_without_sklearn`).
 """
 
 from __future__ import annotations
@@ -161,11 +162,21 @@ def _save_note(note: dict[str, Any]) -> None:
     save_note(optuna.trial.Trial(study, trial_id), note["body"])
 
 
+def _without_sklearn() -> None:
+    """Keeps scikit-learn out of this process. optuna-dashboard imports ``optuna.importance``, whose
+    fANOVA evaluator imports scikit-learn's ensembles: 1.7 s of CPU at every renderer start (one per
+    sweep and per worker, beside the trials' training), for importances a note never computes. A
+    module set to None in ``sys.modules`` fails to import, which Optuna takes as its optional
+    dependency being absent; fANOVA alone would then say so, and nothing here calls it."""
+    sys.modules.setdefault("sklearn", None)
+
+
 def main() -> int:
     """The renderer process: jobs on stdin, one answer per job on stdout, until stdin closes."""
     # Ctrl-C reaches the whole process group: the sweep handles it and closes stdin; the plots of
     # the trials that finished are still drawn.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _without_sklearn()
     for line in sys.stdin:
         if not line.strip():
             continue

@@ -235,3 +235,24 @@ def test_report_note_the_renderer_cannot_save_is_saved_here_with_the_reason(tmp_
     note = get_note(_live(study, trial))
     assert len(saved_here) == 1 and note == saved_here[0]
     assert note.startswith("## Training report, trial 0\n") and "_The plots could not be drawn:_ `KeyError" in note
+
+
+def test_report_renderer_saves_notes_without_importing_sklearn(tmp_path):
+    """optuna-dashboard's import pulls scikit-learn in through optuna.importance (1.7 s of CPU at every
+    renderer start); the renderer keeps it out and still saves the note."""
+    storage = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(study_name="s", storage=storage)
+    trial = study.ask()
+    study.tell(trial, 0.5)
+    seen = tmp_path / "modules.txt"
+    command = [sys.executable, "-c", "import sys; from sweeps.trial._plots import main; code = main(); "
+               f"open({str(seen)!r}, 'w').write(' '.join(m for m, v in sys.modules.items() if v)); sys.exit(code)"]
+    failures = []
+    renderer = Renderer(command)
+    renderer.submit(str(tmp_path), [], failures.append,
+                    note={"storage": storage, "study": "s", "trial": 0, "body": "## a note"})
+    renderer.close()
+    assert failures == []
+    assert get_note(_live(study, study.trials[0])) == "## a note"
+    modules = set(seen.read_text().split())
+    assert "optuna_dashboard" in modules and not any(m.split(".")[0] == "sklearn" for m in modules)
