@@ -21,7 +21,8 @@ from tests.helpers import subprocess_env
 
 pytestmark = pytest.mark.slow
 FAST = ["+experiment=quickstart", "trainer.max_epochs=2", "model.hidden=16", "trainer.num_threads=1",
-        "search.schedule.options.cosine.warmup_epochs.high=1"]  # warmup must stay shorter than max_epochs
+        "search.schedule.options.cosine.warmup_epochs.high=1",  # warmup must stay shorter than max_epochs
+        "select=off"]  # a selection round starts the workers again (~10 s); one test below keeps a small one
 
 
 def _sweep(*args, cwd):
@@ -52,11 +53,17 @@ def test_two_workers_on_a_journal_file_complete_n_trials(in_tmp):
 
 
 def test_two_workers_on_postgresql_complete_n_trials(in_tmp, postgres_url):
-    proc = _sweep(*FAST, "sweep.n_trials=6", "sweep.n_workers=2", f"sweep.storage={postgres_url}", cwd=in_tmp)
+    # With a small seed-robust selection: its re-trainings run on the workers too (tests/sweeps/test_select.py
+    # checks each of them on a journal file).
+    proc = _sweep(*FAST, "sweep.n_trials=6", "sweep.n_workers=2", f"sweep.storage={postgres_url}",
+                  "select=default", "select.top_k=2", "select.n_seeds=1", cwd=in_tmp)
     out, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
     assert "w0 [" in out and "w1 [" in out
     _check_accounted(optuna.load_study(study_name="quickstart", storage=postgres_url), 6)
+    linked = optuna.load_study(study_name="quickstart.select", storage=postgres_url)
+    assert sorted(t.user_attrs["select.seed_index"] for t in linked.trials if t.state == TrialState.COMPLETE) == [1, 1]
+    assert "select: winner trial" in out
 
 
 def test_three_workers_started_at_once_on_an_empty_database_never_crash(in_tmp, postgres_url):
