@@ -155,6 +155,7 @@ MEMORY_SCRIPT = textwrap.dedent('''
     from sweeps.driver._driver import run_trials, storage_for
     from sweeps.experiment._experiment import prepare
     from sweeps.study._study import open_study
+    from sweeps.trial._render import Renderer
 
     def rss_mb():
         with open("/proc/self/statm") as f:
@@ -164,11 +165,13 @@ MEMORY_SCRIPT = textwrap.dedent('''
     exp, data = prepare(sys.argv[1:])
     storage = storage_for(exp)
     study = open_study(exp, storage)
+    renderer = Renderer()  # one for all trials, as a sweep has (a new one per call would start a process each)
     samples = []
     for n in range(1, 31):
         exp.cfg.sweep.n_trials = n
-        run_trials(exp, data, study, storage=storage)
+        run_trials(exp, data, study, storage=storage, renderer=renderer)
         samples.append(rss_mb())
+    renderer.close()
     print(json.dumps(samples))
 ''')
 
