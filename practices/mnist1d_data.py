@@ -3,11 +3,13 @@ into 40-sample signals. A small data set on which architectures and training set
 
 The samples come from the ``mnist1d`` package's own generator (``mnist1d.data.make_dataset``), never
 from its URL loader: nothing is downloaded and nothing is written. The package is an optional extra:
-``pip install 'sweeps[mnist1d]'``.
+``pip install 'sweeps[mnist1d]'``. Generating 6000 samples takes 2-3 s of CPU; a process keeps the last
+few data sets it generated (a multirun, the benchmark harness and the tests load the same one many times).
 """
 
 from __future__ import annotations
 
+import functools
 import random
 
 import numpy as np
@@ -42,13 +44,19 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, final_seq_length: int 
     """
     if num_samples < 10:
         raise ValueError(f"data.num_samples must be >= 10 (one per class), got {num_samples}")
+    X, y = _generate(int(num_samples), int(seed), int(final_seq_length), bool(shuffle_seq))
+    return X.copy(), y.copy()  # the caller's to change; the kept ones stay as generated
+
+
+@functools.lru_cache(maxsize=4)
+def _generate(num_samples: int, seed: int, final_seq_length: int, shuffle_seq: bool) -> tuple[np.ndarray, np.ndarray]:
     try:
         from mnist1d.data import get_dataset_args, make_dataset
     except ModuleNotFoundError:
         raise ModuleNotFoundError(MISSING) from None
     args = get_dataset_args()
-    args.num_samples, args.seed = int(num_samples), int(seed)
-    args.final_seq_length, args.shuffle_seq = int(final_seq_length), bool(shuffle_seq)
+    args.num_samples, args.seed = num_samples, seed
+    args.final_seq_length, args.shuffle_seq = final_seq_length, shuffle_seq
     # The generator seeds numpy's and Python's global generators: leave them as they were.
     np_state, py_state = np.random.get_state(), random.getstate()
     try:

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from practices.mnist1d_data import load_mnist1d
+from practices.mnist1d_data import _generate, load_mnist1d
 
 needs_mnist1d = pytest.mark.skipif(importlib.util.find_spec("mnist1d") is None,
                                    reason="the mnist1d extra is not installed (pip install -e '.[mnist1d]')")
@@ -30,6 +30,7 @@ def test_load_mnist1d_gives_one_channel_signals_and_ten_balanced_classes(small):
 @needs_mnist1d
 def test_load_mnist1d_is_deterministic_in_its_seed(small):
     X, y = small
+    _generate.cache_clear()  # generated again, not the kept copy
     X_again, y_again = load_mnist1d(num_samples=200, seed=3)
     np.testing.assert_array_equal(X, X_again)
     np.testing.assert_array_equal(y, y_again)
@@ -64,3 +65,21 @@ def test_load_mnist1d_names_the_extra_when_the_package_is_missing(monkeypatch):
 def test_load_mnist1d_refuses_fewer_samples_than_classes():
     with pytest.raises(ValueError, match="data.num_samples must be >= 10"):
         load_mnist1d(num_samples=5)
+
+
+@needs_mnist1d
+def test_load_mnist1d_generates_a_data_set_once_per_process_and_hands_out_copies(monkeypatch):
+    import mnist1d.data
+
+    _generate.cache_clear()
+    calls = []
+    make = mnist1d.data.make_dataset
+    monkeypatch.setattr(mnist1d.data, "make_dataset", lambda args: calls.append(args.seed) or make(args))
+    X, y = load_mnist1d(num_samples=100, seed=5)
+    X[:] = 0.0  # the caller's copy
+    y[:] = 0
+    X_again, y_again = load_mnist1d(num_samples=100, seed=5)
+    assert calls == [5]
+    assert float(np.abs(X_again).sum()) > 0 and len(set(y_again.tolist())) == 10
+    load_mnist1d(num_samples=100, seed=6)
+    assert calls == [5, 6]
