@@ -28,7 +28,7 @@ from sweeps.storage._url import artifact_dir, dashboard_command, mask
 from sweeps.study import _select
 from sweeps.study._study import open_study, strategy_notices
 from sweeps.study._trials import FINISHED, end_reason, tally
-from sweeps.trial._render import Renderer
+from sweeps.trial._render import Renderer, shared_renderer
 from sweeps.vault._open import open_when_due
 from sweeps.vault._state import Vault, check_seal, refuse_tuning_after_opening
 
@@ -58,8 +58,9 @@ def run(exp: Experiment, dataset: PreparedData) -> int:
         ConfigError: a destination cannot be written, or the study does not match (exit 2).
     """
     # One plot renderer for the sweep's trial loops (search, then selection): the last trial's plots
-    # are drawn while the test vault opens and the study is exported, and waited for at the end.
-    renderer = Renderer()
+    # are drawn while the test vault opens and the study is exported, and waited for at the end. The
+    # process keeps it for its next sweep (a multirun's next combination, a staged experiment's stage).
+    renderer = shared_renderer()
     with handling_signals():
         try:
             return _run(exp, dataset, renderer)
@@ -67,7 +68,7 @@ def run(exp: Experiment, dataset: PreparedData) -> int:
             say(exc.message)
             return exc.exit_code
         finally:
-            renderer.close()
+            renderer.drain()
 
 
 def _run(exp: Experiment, dataset: PreparedData, renderer: Renderer) -> int:
@@ -112,7 +113,7 @@ def _run(exp: Experiment, dataset: PreparedData, renderer: Renderer) -> int:
          + (f", {exported.selection_csv}" if exported.selection_csv else ""))
     if exported.best_yaml:
         say(f"train the best config once: python -m sweeps.train {exported.best_yaml}")
-    renderer.close()  # every trial's plots are in the artifact store before the dashboard is named
+    renderer.drain()  # every trial's plots are in the artifact store before the dashboard is named
     say(f"inspect: {dashboard_command(sweep.storage, artifacts)}")
     if code == EXIT_OK and not completed:
         return EXIT_NO_COMPLETED

@@ -5,7 +5,8 @@ A sweep draws them off the trial's critical path, in a renderer process (``sweep
 runs this module: ``python -m sweeps.trial._plots`` reads one JSON job per line on stdin, draws each plot,
 writes it into the artifact store under the artifact id that the trial already holds, saves the
 trial's note in the study's storage (after the plots: a note never links a plot still a placeholder),
-and answers one JSON line per job on stdout (``{"job": id, "error": null | "why"}``). Only matplotlib
+and answers one JSON line per job on stdout (``{"job": id, "error": null | "why"}``). Each job runs in the
+folder it names (``cwd``); a line ``{"forget": true}`` drops the studies opened so far. Only matplotlib
 and numpy are imported at start, so the process starts in about a second; Optuna with the first note,
 and never scikit-learn (:func:`_without_sklearn`).
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import signal
 import sys
 import tempfile
@@ -162,6 +164,16 @@ def _save_note(note: dict[str, Any]) -> None:
     save_note(optuna.trial.Trial(study, trial_id), note["body"])
 
 
+def _forget() -> None:
+    """Drops the studies opened so far and closes their database connections: a file the next sweep
+    removes and makes again is opened anew, and this process holds no file of a finished sweep."""
+    for _, storage, _ in _STUDIES.values():
+        engine = getattr(storage, "engine", None)  # an RDBStorage's SQLAlchemy engine
+        if engine is not None:
+            engine.dispose()
+    _STUDIES.clear()
+
+
 def _without_sklearn() -> None:
     """Keeps scikit-learn out of this process. optuna-dashboard imports ``optuna.importance``, whose
     fANOVA evaluator imports scikit-learn's ensembles: 1.7 s of CPU at every renderer start (one per
@@ -181,8 +193,12 @@ def main() -> int:
         if not line.strip():
             continue
         job = json.loads(line)
+        if job.get("forget"):  # the sweep that submitted the jobs so far has ended
+            _forget()
+            continue
         error = None
         try:
+            os.chdir(job.get("cwd") or ".")  # the folder of the sweep that submitted it: relative paths hold
             _render_job(job)
         except Exception as exc:  # one bad plot must not stop the others; the parent reports it
             error = f"{type(exc).__name__}: {exc}"[:300]

@@ -283,7 +283,7 @@ def test_exports_unwritable_by_the_end_of_the_run_exit_2_in_one_line_with_the_va
 
 
 
-def test_sweep_draws_every_plot_with_one_renderer_closed_after_the_export(in_tmp, monkeypatch):
+def test_sweep_draws_every_plot_with_one_renderer_drained_after_the_export(in_tmp, monkeypatch):
     """The search and the selection share the sweep's renderer; its last plots are drawn while the
     vault opens and the study is exported, and are in the artifact store when the command returns."""
     import sweeps.driver._driver as driver
@@ -301,12 +301,13 @@ def test_sweep_draws_every_plot_with_one_renderer_closed_after_the_export(in_tmp
             events.append("plots")
             super().submit(store_dir, plots, on_failure, note=note)
 
-        def close(self) -> None:
+        def drain(self) -> None:
             events.append("close" if self._process is not None else "closed")
-            super().close()
+            super().drain()
 
     export = driver.export_study
-    monkeypatch.setattr(driver, "Renderer", Recording)
+    recording = Recording()
+    monkeypatch.setattr(driver, "shared_renderer", lambda: recording)
     monkeypatch.setattr(driver, "export_study", lambda *a, **k: events.append("export") or export(*a, **k))
     assert main(["sweep.n_trials=2", "select.top_k=1", "select.n_seeds=1", "trainer.max_epochs=2",
                  "trainer.num_threads=1", "preflight=off", "+search.optimizer.lr={type:float,low:0.01,high:0.1}"]) == 0
@@ -318,6 +319,7 @@ def test_sweep_draws_every_plot_with_one_renderer_closed_after_the_export(in_tmp
     pngs = [p for p in (in_tmp / "sweeps_artifacts").rglob("*") if p.is_file() and p.stat().st_size < 100_000
             and p.read_bytes()[:8] == PLACEHOLDER_PNG[:8]]
     assert pngs and all(p.read_bytes() != PLACEHOLDER_PNG for p in pngs)
+    recording.close()
 
 
 @pytest.mark.parametrize("direction,best", [("maximize", 2), ("minimize", 0)])

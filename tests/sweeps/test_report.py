@@ -170,8 +170,9 @@ def test_report_trial_never_raises_and_masks_the_storage_password(tmp_path, monk
 
 
 def test_report_a_failing_renderer_never_fails_the_trial(tmp_path, monkeypatch, capfd):
-    # A renderer process that takes the jobs and dies without drawing anything.
-    monkeypatch.setattr(_render, "COMMAND", [sys.executable, "-c", "import sys; sys.stdin.read(); sys.exit(3)"])
+    # A renderer process that takes both trials' jobs and dies without drawing anything.
+    takes_two = "import sys; [sys.stdin.readline() for _ in range(2)]; sys.exit(3)"
+    monkeypatch.setattr(_render, "COMMAND", [sys.executable, "-c", takes_two])
     storage = f"sqlite:///{tmp_path}/s.db"
     code = main(["+experiment=quickstart", "sweep.n_trials=2", "trainer.max_epochs=2", "trainer.num_threads=1",
                  "preflight=off", "select=off", "search.schedule.options.cosine.warmup_epochs.high=1",
@@ -256,3 +257,47 @@ def test_report_renderer_saves_notes_without_importing_sklearn(tmp_path):
     assert get_note(_live(study, study.trials[0])) == "## a note"
     modules = set(seen.read_text().split())
     assert "optuna_dashboard" in modules and not any(m.split(".")[0] == "sklearn" for m in modules)
+
+
+SHARED = ["+experiment=quickstart", "sweep.n_trials=2", "trainer.max_epochs=2", "trainer.num_threads=1",
+          "preflight=off", "select=off", "search.schedule.options.cosine.warmup_epochs.high=1"]
+
+
+def _drawn_and_noted(folder):
+    """Each trial of the quickstart study in ``folder`` has its note, and every plot was drawn."""
+    study = optuna.load_study(study_name="quickstart", storage=f"sqlite:///{folder}/sweeps.db")
+    files = [p for p in (folder / "sweeps_artifacts").rglob("*") if p.is_file()]
+    pngs = [p for p in files if p.read_bytes()[:8] == PLACEHOLDER_PNG[:8]]
+    notes = [get_note(_live(study, t)) for t in study.trials]
+    drawn = len(pngs) >= 2 and all(p.read_bytes() != PLACEHOLDER_PNG for p in pngs)
+    return len(study.trials) == 2 and all(n.startswith("## Training report") for n in notes) and drawn
+
+
+def test_report_sweeps_of_one_process_share_its_renderer_each_in_its_own_folder(in_tmp, monkeypatch):
+    """A second sweep in the process (a multirun's next combination) reuses the renderer started by the
+    first; relative paths (sqlite:///sweeps.db, sweeps_artifacts/) are the second sweep's own folder."""
+    first, second = in_tmp / "a", in_tmp / "b"
+    first.mkdir()
+    second.mkdir()
+    monkeypatch.chdir(first)
+    assert main(SHARED) == 0
+    renderer = _render.shared_renderer()
+    pid = renderer._process.pid
+    monkeypatch.chdir(second)
+    assert main(SHARED) == 0
+    assert _render.shared_renderer() is renderer and renderer._process.pid == pid and renderer._process.poll() is None
+    assert _drawn_and_noted(first) and _drawn_and_noted(second)
+
+
+def test_report_a_database_made_again_at_the_same_path_gets_its_notes(in_tmp):
+    """The renderer forgets the studies it opened once a sweep ends: a file removed and made again is
+    opened anew, not written through a connection to the removed one."""
+    import shutil
+
+    assert main(SHARED) == 0
+    for path in in_tmp.glob("sweeps.db*"):  # with SQLite's -wal and -shm files
+        path.unlink()
+    for folder in ("sweeps_artifacts", "exports"):
+        shutil.rmtree(in_tmp / folder)
+    assert main(SHARED) == 0
+    assert _drawn_and_noted(in_tmp)
