@@ -44,16 +44,18 @@ def load_mnist1d(num_samples: int = 5000, seed: int = 42, final_seq_length: int 
     """
     if num_samples < 10:
         raise ValueError(f"data.num_samples must be >= 10 (one per class), got {num_samples}")
+    try:  # before the kept data sets: without the package, the data option is refused every time
+        import mnist1d.data  # noqa: F401
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError(MISSING) from None
     X, y = _generate(int(num_samples), int(seed), int(final_seq_length), bool(shuffle_seq))
     return X.copy(), y.copy()  # the caller's to change; the kept ones stay as generated
 
 
 @functools.lru_cache(maxsize=4)
 def _generate(num_samples: int, seed: int, final_seq_length: int, shuffle_seq: bool) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ModuleNotFoundError:
-        raise ModuleNotFoundError(MISSING) from None
+    from mnist1d.data import get_dataset_args, make_dataset
+
     args = get_dataset_args()
     args.num_samples, args.seed = num_samples, seed
     args.final_seq_length, args.shuffle_seq = final_seq_length, shuffle_seq
