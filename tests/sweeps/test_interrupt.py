@@ -148,14 +148,34 @@ def _alive(pid: int) -> bool:
     return state not in ("Z", "X")  # a zombie has exited; only its parent's wait is missing
 
 
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (FileNotFoundError, ProcessLookupError):
+        return []
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of the command ``pid``: children of its multiprocessing fork server
+    (workers fork from it), or its own children where they were spawned."""
+    workers = []
+    for child in _children(pid):
+        command = Path(f"/proc/{child}/cmdline").read_bytes()
+        if b"forkserver" in command:
+            workers += _children(child)
+        elif b"spawn_main" in command:
+            workers.append(child)
+    return workers
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
 def test_workers_exit_when_their_parent_is_killed(in_tmp):
     args = [*ARGS, "sweep.n_workers=2", "sweep.storage=sweeps.journal"]
     storage = _storage("sweeps.journal", in_tmp)
     proc = _start(args, in_tmp)
     victims = _wait_for_training(proc, storage, n_running=2)
-    children = [int(p) for p in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
-    assert len(children) >= 2
+    children = _workers(proc.pid) + _children(proc.pid)  # the workers, the fork server, its resource tracker
+    assert len(_workers(proc.pid)) == 2, "both workers are found"
     os.kill(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=TIMEOUT_S)
     deadline = time.monotonic() + 120

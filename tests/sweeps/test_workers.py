@@ -261,3 +261,20 @@ def test_workers_prepare_without_probes_skips_the_build_check(in_tmp, monkeypatc
     assert exp.cfg.trainer.max_epochs == 2 and len(data.y_train) > 0
     with pytest.raises(AssertionError, match="built the probes"):
         experiment.prepare(FAST, probe=False)
+
+
+def test_workers_take_the_folder_and_environment_of_their_command_not_of_the_fork_server(tmp_path, monkeypatch):
+    """Workers fork from a fork server that keeps the folder and environment of its own start (the
+    process's first command with workers); each command's workers still open its relative storage
+    path in its folder and see its environment (here through an interpolation they resolve)."""
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        monkeypatch.chdir(folder)
+        monkeypatch.setenv("SWEEPS_TEST_STUDY", f"study-{name}")
+        assert main([*TINY, "sweep.n_trials=2", "sweep.n_workers=2", "sweep.storage=sweeps.journal",
+                     "sweep.study_name=${oc.env:SWEEPS_TEST_STUDY}"]) == 0
+        storage = open_storage(str(folder / "sweeps.journal"))
+        assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [f"study-{name}"]
+        assert count_trials(optuna.load_study(study_name=f"study-{name}", storage=storage)) == (2, 0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "second"]
