@@ -10,6 +10,7 @@ import sys
 from importlib import metadata
 from typing import Sequence
 
+from sweeps._heap import leave, untraced_imports
 from sweeps._packaged import experiments
 
 __all__ = ["USAGE", "cli", "main"]
@@ -73,8 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def cli() -> None:
-    """The ``sweeps`` console script."""
-    sys.exit(main())
+    """The ``sweeps`` console script (and ``python -m sweeps``): :func:`main`, its imports and its
+    exit without the garbage collector's walks of their heap (sweeps._heap). Only here: a caller of
+    :func:`main` in its own process keeps its collector as it set it."""
+    args = set(sys.argv[1:])
+    if not {"-h", "--help", "--version"} & args:
+        with untraced_imports():
+            import sweeps.driver._app  # noqa: F401
+    leave(main())
 
 
 if __name__ == "__main__":

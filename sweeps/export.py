@@ -7,13 +7,13 @@ configuration and its provenance) and ``<out>/<study>/trials.csv`` (every trial,
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Sequence
 
 import optuna
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError
+from sweeps._heap import leave
 from sweeps.driver._export import export_study
 from sweeps.storage._url import check_storage, mask, open_storage, probe_storage, storage_file
 from sweeps.study._study import recorded_experiment
@@ -57,4 +57,4 @@ def _export(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -11,6 +11,7 @@ from typing import Sequence
 from omegaconf import OmegaConf
 
 from sweeps._cli import guarded
+from sweeps._heap import leave
 
 __all__ = ["main"]
 
@@ -60,4 +61,4 @@ def _check(args: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

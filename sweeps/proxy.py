@@ -28,6 +28,7 @@ import optuna
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError, StorageError
+from sweeps._heap import leave
 from sweeps.storage._url import check_storage, is_grpc, is_url, mask, mask_text, open_database, probe_storage
 
 __all__ = ["main", "wait_until_serving"]
@@ -123,4 +124,4 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -9,7 +9,6 @@ Each epoch shows as a status line on a terminal, and as at most about ten lines 
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +18,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError
+from sweeps._heap import leave
 from sweeps.config._schema import set_direction, validate_structure
 from sweeps.config._space import SearchSpace
 from sweeps.experiment._build import train
@@ -108,4 +108,4 @@ def _train(args: argparse.Namespace) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

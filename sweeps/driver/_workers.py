@@ -2,7 +2,8 @@
 ``sweep.trials_per_worker`` trials and restarted if it dies.
 
 Start-up: workers fork from multiprocessing's fork server, which imports torch, Optuna and the
-driver once per command (``_PRELOAD``); a worker then starts in a fraction of a second instead of the
+driver once per command (``_PRELOAD``, sweeps.driver._preload: frozen for the garbage collector);
+a worker then starts in a fraction of a second instead of the
 3-5 s of CPU a spawned interpreter spends importing them, which every worker, each recycled or
 restarted one and each worker of the selection round paid again. A worker takes its parent's
 environment at its start (the fork server keeps the one of its own start; multiprocessing itself
@@ -37,8 +38,7 @@ __all__ = ["die_with_parent", "run_workers", "worker_main"]
 
 # Imported once by the fork server, before any worker forks from it: what every worker imports,
 # and torch._dynamo, which torch imports on the first optimizer a process makes (1.1 s of CPU).
-_PRELOAD = ["sweeps.driver._workers", "sweeps.driver._loop", "sweeps.experiment._experiment",
-            "sweeps.study._study", "sweeps.study._select", "torch._dynamo"]
+_PRELOAD = ["sweeps.driver._preload"]
 _POLL_SECONDS = 0.5
 _STOP_GRACE_SECONDS = 60.0  # after a signal, how long workers get to end their trials before SIGKILL
 _PR_SET_PDEATHSIG = 1

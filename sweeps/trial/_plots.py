@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from sweeps._heap import leave
+
 __all__ = ["PLACEHOLDER_PNG", "draw", "main"]
 
 PLOT_DPI = 80
@@ -207,4 +209,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -19,6 +19,7 @@ import optuna
 
 from sweeps._cli import guarded
 from sweeps._errors import ConfigError
+from sweeps._heap import leave
 from sweeps._say import say
 
 __all__ = ["main"]
@@ -160,4 +161,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    leave(main())

@@ -278,3 +278,26 @@ def test_workers_take_the_folder_and_environment_of_their_command_not_of_the_for
         assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == [f"study-{name}"]
         assert count_trials(optuna.load_study(study_name=f"study-{name}", storage=storage)) == (2, 0)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["first", "second"]
+
+
+def _freeze_count(answers) -> None:
+    import gc
+
+    answers.put(gc.get_freeze_count())
+
+
+def test_workers_fork_from_a_server_whose_imports_are_frozen():
+    """The fork server freezes what it preloaded (sweeps.driver._preload): a worker's collections
+    never walk torch's, Optuna's and the driver's objects, and the server exits without walking them."""
+    from sweeps.driver._workers import _context
+
+    context = _context()
+    if context.get_start_method() != "forkserver":
+        pytest.skip("no fork server on this platform: workers are spawned")
+    answers = context.Queue()
+    worker = context.Process(target=_freeze_count, args=(answers,))
+    worker.start()
+    frozen = answers.get(timeout=300)
+    worker.join(timeout=60)
+    assert worker.exitcode == 0
+    assert frozen > 100_000  # torch, Optuna, Hydra, pandas: ~300,000 objects
