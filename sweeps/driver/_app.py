@@ -36,7 +36,7 @@ from sweeps._cli import guarded, one_line
 from sweeps._errors import ConfigError, StorageError
 from sweeps._exit import EXIT_CONFIG, EXIT_OK, EXIT_STORAGE
 from sweeps._packaged import conf_dir, experiments
-from sweeps.config._compose import compose_experiment, compose_hydra, own_hydra
+from sweeps.config._compose import Composed, compose_experiment, compose_hydra, own_hydra
 from sweeps.driver import _driver, _staged
 from sweeps.driver._joblog import JobOutput, masked_log_records, masked_stderr
 from sweeps.experiment._experiment import Experiment, PreparedData, prepare
@@ -160,6 +160,10 @@ def _validate(args: Any) -> _Plan:
     """
     overrides = list(args.overrides)
     hydra_overrides, task_overrides, swept = _split(overrides)
+    if not args.multirun and not any(swept):  # one run, unless the config sets hydra.mode: composed once
+        composed = compose_experiment(overrides)
+        if composed.hydra.get("mode") != RunMode.MULTIRUN:
+            return _Plan([_Run(overrides, " ".join(overrides), _prepare(overrides, composed))], multirun=False)
     base = compose_hydra([*hydra_overrides, *(o for o, is_sweep in zip(task_overrides, swept) if not is_sweep)])
     multirun = bool(args.multirun) or base.get("mode") == RunMode.MULTIRUN
     if not multirun:
@@ -245,9 +249,9 @@ def _combinations(task_overrides: list[str]) -> tuple[list[list[str]], set[str]]
     return [list(values) for values in itertools.product(*per_key.values())], swept
 
 
-def _prepare(overrides: list[str]) -> tuple[Experiment, PreparedData]:
+def _prepare(overrides: list[str], composed: Composed | None = None) -> tuple[Experiment, PreparedData]:
     """The experiment of ``overrides``, ready to run; refuses a valid config that searches nothing."""
-    exp, data = prepare(overrides)
+    exp, data = prepare(overrides, composed=composed)
     if not exp.cfg.get("search") and exp.cfg.get("stages") is None:
         names = ", ".join(experiments())
         raise ConfigError(f"nothing to search: name an experiment, python -m sweeps +experiment=NAME with NAME one of "

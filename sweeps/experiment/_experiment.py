@@ -348,17 +348,18 @@ def _check_forward(cfg: DictConfig, model: torch.nn.Module, sample: torch.Tensor
 
 
 def prepare(
-    overrides: Sequence[str], *, probe: bool = True, build_probes: bool = True
+    overrides: Sequence[str], *, probe: bool = True, build_probes: bool = True, composed: Composed | None = None
 ) -> tuple[Experiment, PreparedData]:
     """Composes, validates and compiles an experiment, loads its data, checks (``build_probes``) that
     every config the search can produce builds, then (``probe``) that the storage can be opened.
     Writes nothing. A worker process passes False for both: its parent checked the same overrides.
+    ``composed``: ``overrides`` composed already (the command line composes once to learn Hydra's mode).
 
     Raises:
         ConfigError: anything wrong with the config, naming the key, the value and what is allowed.
         StorageError: the storage is well-formed but cannot be reached or opened.
     """
-    composed = compose_experiment(overrides)
+    composed = composed or compose_experiment(overrides)
     cfg = composed.cfg
     validate_structure(cfg)
     set_direction(cfg)

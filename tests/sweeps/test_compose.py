@@ -95,3 +95,23 @@ def test_own_experiment_on_hydra_searchpath_runs(in_tmp):
     assert exp.study_name == "mine" and exp.choices["data"] == "blobs"
     assert len(dataset.y_train) + len(dataset.y_val) + dataset.sealed.n_samples == 90
     assert set(exp.space.distributions()) == {"model.width"}
+
+
+def test_compose_options_reuse_the_chosen_option_only_when_the_command_line_leaves_its_group_alone(in_tmp):
+    """The chosen option's node is the composed one (no second composition), equal to what composing
+    it gives, and a copy; with the group overridden on the command line, the option is composed
+    without that override, as every other option is."""
+    from omegaconf import OmegaConf
+
+    from sweeps.config._compose import _compose, compose_experiment, compose_options
+
+    composed = compose_experiment(["+experiment=quickstart"])
+    assert composed.choices["schedule"] == "constant"
+    nodes = compose_options(composed, "schedule", ["constant", "cosine"])
+    for option, node in nodes.items():
+        fresh, _, _ = _compose(["+experiment=quickstart", f"schedule={option}"])
+        assert OmegaConf.to_container(node) == OmegaConf.to_container(fresh.schedule)
+    assert nodes["constant"] is not composed.cfg.schedule
+    overridden = compose_experiment(["+experiment=quickstart", "schedule=step", "schedule.factor=0.25"])
+    step = compose_options(overridden, "schedule", ["step"])["step"]
+    assert overridden.cfg.schedule.factor == 0.25 and step.factor != 0.25

@@ -295,7 +295,7 @@ def test_an_unexpected_error_shows_hydra_report_with_passwords_masked(in_tmp, ca
 
     url = f"postgresql://postgres:{PASSWORD}@127.0.0.1:5432/test"
     monkeypatch.setattr(sweeps.driver._driver, "run", crash)
-    monkeypatch.setattr(sweeps.driver._app, "prepare", lambda overrides: (_FakeExp(url), None))  # no server needed
+    monkeypatch.setattr(sweeps.driver._app, "prepare", lambda overrides, **_: (_FakeExp(url), None))  # no server needed
     assert main(["+experiment=quickstart", f"sweep.storage={url}"]) == 1
     err = capsys.readouterr().err
     assert "Error executing job with overrides" in err and "RuntimeError: boom at postgresql://postgres:***@" in err
