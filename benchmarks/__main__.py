@@ -344,9 +344,10 @@ def workers(args: argparse.Namespace, folder: Path) -> list[str]:
     subprocess.run(command, check=True, capture_output=True, env=env(), cwd=ROOT)
     lines = out.read_text().strip().splitlines()[2:]  # without its title and the blank line after it
     return lines + ["", "Target (issue 13): 2 workers >= 1.8x the trials per hour of 1 worker on 2 idle cores. What "
-                    "stays below 2x in the whole command: the parent's composition, validation and export run once "
-                    "either way, and each worker process pays its own start-up (imports, config, data) before its "
-                    "first trial. What stays below 2x in the trial loop: with 1 worker, its renderer process draws "
+                    "stays below 2x in the whole command: the parent's imports, composition, validation and export, "
+                    "and the fork server's imports, run once either way; each worker forks from that server and "
+                    "loads its config and data before its first trial. What stays below 2x in the trial loop: with "
+                    "1 worker, its renderer process draws "
                     "the plots on the otherwise idle second core; with 2, both renderers share the 2 cores with "
                     "the training (compare plots off), and the last trial leaves a core idle when the trial count "
                     "does not split evenly."]
