@@ -160,14 +160,13 @@ def _validate(args: Any) -> _Plan:
     """
     overrides = list(args.overrides)
     hydra_overrides, task_overrides, swept = _split(overrides)
-    if not args.multirun and not any(swept):  # one run, unless the config sets hydra.mode: composed once
-        composed = compose_experiment(overrides)
-        if composed.hydra.get("mode") != RunMode.MULTIRUN:
-            return _Plan([_Run(overrides, " ".join(overrides), _prepare(overrides, composed))], multirun=False)
-    base = compose_hydra([*hydra_overrides, *(o for o, is_sweep in zip(task_overrides, swept) if not is_sweep)])
+    # One run (unless the config sets hydra.mode): composed once, Hydra's node with the experiment.
+    composed = compose_experiment(overrides) if not args.multirun and not any(swept) else None
+    base = composed.hydra if composed else compose_hydra(
+        [*hydra_overrides, *(o for o, is_sweep in zip(task_overrides, swept) if not is_sweep)])
     multirun = bool(args.multirun) or base.get("mode") == RunMode.MULTIRUN
     if not multirun:
-        return _Plan([_Run(overrides, " ".join(overrides), _prepare(overrides))], multirun=False)
+        return _Plan([_Run(overrides, " ".join(overrides), _prepare(overrides, composed))], multirun=False)
     _require_basic(base)
     params = [f"{key}={value}" for key, value in (base.sweeper.get("params") or {}).items()]
     combinations, swept_keys = _combinations([*params, *task_overrides])

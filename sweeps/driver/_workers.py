@@ -36,8 +36,7 @@ from sweeps.experiment._experiment import Experiment
 
 __all__ = ["die_with_parent", "run_workers", "worker_main"]
 
-# Imported once by the fork server, before any worker forks from it: what every worker imports,
-# and torch._dynamo, which torch imports on the first optimizer a process makes (1.1 s of CPU).
+# Imported once by the fork server, before any worker forks from it (what, and why: its docstring).
 _PRELOAD = ["sweeps.driver._preload"]
 _POLL_SECONDS = 0.5
 _STOP_GRACE_SECONDS = 60.0  # after a signal, how long workers get to end their trials before SIGKILL
