@@ -87,7 +87,12 @@ def handling_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """Holds a SIGINT/SIGTERM that arrives inside the block until the block has ended."""
+    """Holds a SIGINT/SIGTERM that arrives inside the block until the block has ended. Signals reach
+    only the main thread, so elsewhere (a heartbeat thread) this does nothing: it must never raise
+    the main thread's signal there, nor hold it while the main thread runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _state.depth += 1
     try:
         yield

@@ -9,7 +9,8 @@ for ``RDBStorage``.
 This is the only module that uses Optuna's private heartbeat base class
 (``optuna.storages._heartbeat.BaseHeartbeat``): Optuna 5.0 has no public one. ``RDBStorage`` itself
 inherits it, and ``optuna.storages.fail_stale_trials`` and ``Study.optimize`` act on any storage that
-does. tests/sweeps/test_journal.py pins the behaviour of Optuna's that this relies on.
+does; ``_signal_safe.py`` takes it from here. tests/sweeps/test_journal.py pins the behaviour of
+Optuna's that this relies on.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["HEARTBEAT_ATTR", "HeartbeatGrpcStorageProxy", "HeartbeatJournalStorage", "heartbeat_time"]
+__all__ = ["HEARTBEAT_ATTR", "BaseHeartbeat", "HeartbeatGrpcStorageProxy", "HeartbeatJournalStorage", "heartbeat_time"]
 
 HEARTBEAT_ATTR = "sweeps:heartbeat"
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]

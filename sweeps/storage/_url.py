@@ -30,6 +30,7 @@ from sqlalchemy.exc import ArgumentError
 
 from sweeps._errors import ConfigError, StorageError
 from sweeps.storage._journal import HeartbeatGrpcStorageProxy, HeartbeatJournalStorage
+from sweeps.storage._signal_safe import SignalSafeStorage
 
 __all__ = ["RetryStaleTrial", "artifact_dir", "check_storage", "check_workers", "dashboard_command", "grpc_address",
            "is_grpc", "is_url", "mask", "mask_text", "open_database", "open_storage", "probe_storage", "storage_file"]
@@ -317,7 +318,8 @@ def open_storage(
     storage: str, heartbeat_interval: int = 30, grace_period: int | None = None, max_retry: int = 2
 ) -> optuna.storages.BaseStorage:
     """Opens (creating if needed) the storage, with heartbeats so that a trial whose worker died
-    is failed as stale and retried up to ``max_retry`` times. Call :func:`check_storage` first.
+    is failed as stale and retried up to ``max_retry`` times, behind :class:`SignalSafeStorage` (a
+    Ctrl-C never cuts one of its calls in half). Call :func:`check_storage` first.
 
     Args:
         storage: an SQLAlchemy URL or a journal file path.
@@ -331,7 +333,7 @@ def open_storage(
             Optuna version, file unreadable).
     """
     try:
-        return _open(storage, heartbeat_interval, grace_period, max_retry)
+        return SignalSafeStorage(_open(storage, heartbeat_interval, grace_period, max_retry))
     except ConnectionError:  # the gRPC proxy did not answer (a ConnectionError is an OSError too)
         raise StorageError(f"sweep.storage {storage!r} cannot be opened: the proxy does not answer within "
                            f"{CONNECT_TIMEOUT_S} s") from None
@@ -426,11 +428,27 @@ def _file_lock(database: str | None) -> Iterator[None]:
     fd = os.open(os.path.dirname(os.path.abspath(database)), os.O_RDONLY)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        if not os.path.exists(database) or os.path.getsize(database) == 0:  # new: nobody has it open yet
+        if not os.path.exists(database) or os.path.getsize(database) == 0 or _holds_no_study(database):
             _write_ahead_log(database)
         yield
     finally:
         os.close(fd)  # closing releases the flock
+
+
+def _holds_no_study(database: str) -> bool:
+    """Whether an SQLite file holds no study yet: one that optuna-dashboard, or any Optuna script, made
+    by opening it before the first sweep did (Optuna's tables in its rollback-journal mode), which no
+    user chose a mode for. An unreadable file counts as holding studies: it keeps its mode."""
+    try:
+        with contextlib.closing(sqlite3.connect(_read_only_uri(database), uri=True, timeout=5)) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return "studies" not in tables or conn.execute("SELECT 1 FROM studies LIMIT 1").fetchone() is None
+    except sqlite3.Error:
+        return False
+
+
+def _read_only_uri(database: str) -> str:
+    return f"file:{urllib.parse.quote(os.path.abspath(database))}?mode=ro"  # quoted: a '?' or '#' in the path
 
 
 def _write_ahead_log(database: str) -> None:
@@ -440,12 +458,19 @@ def _write_ahead_log(database: str) -> None:
     rollback journal each commit syncs the database file and its journal: about 1.3 ms here, a sweeps
     trial makes 20 of them. In WAL mode a commit appends to one file and syncs it (``synchronous`` stays
     FULL, so a commit survives a power loss as before), about 3x cheaper, and readers (the dashboard,
-    other workers) no longer block the writer. Files that exist keep their mode: a user who set it
-    keeps it. WAL needs the database's folder on a local disk (SQLite's shared memory file), as SQLite
-    on several machines never worked anyway: many machines use PostgreSQL.
+    other workers) no longer block the writer. Files that hold studies keep their mode: a user who set
+    it keeps it. A file without a study is switched too: in its rollback journal, a dashboard polling
+    the file while a sweep writes holds read locks that the sweep's commits wait behind. Another
+    process that has the file open and idle does not stop the switch; one in a transaction for longer
+    than the timeout leaves the file as it was. WAL needs the database's folder on a local disk
+    (SQLite's shared memory file), as SQLite on several machines never worked anyway: many machines
+    use PostgreSQL.
     """
     with contextlib.closing(sqlite3.connect(database, timeout=60)) as conn:
-        conn.execute("PRAGMA journal_mode=WAL")
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.OperationalError:  # busy past the timeout: the file works in its own mode
+            pass
 
 
 def artifact_dir(storage: str, configured: str | None = None) -> Path:

@@ -4,8 +4,10 @@ The tests wait for a trial to train (an intermediate value in the storage) by po
 never with fixed sleeps, and use timeouts generous enough for a busy machine.
 """
 
+import contextlib
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -43,12 +45,27 @@ def _storage(storage: str, cwd: Path):
     return open_storage(str(cwd / storage))
 
 
+def _made(storage) -> bool:
+    """Whether the sweep has made its SQLite file's study: opening the file before that would make it
+    here, racing the sweep's own table creation, which only sweeps' processes serialize."""
+    if not isinstance(storage, str):
+        return True
+    path = storage.removeprefix("sqlite:///")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+            return conn.execute("SELECT 1 FROM studies WHERE study_name = 'sweeps'").fetchone() is not None
+    except sqlite3.Error:
+        return False
+
+
 def _wait_for_training(proc, storage, n_running=1):
     """The running trials once ``n_running`` of them have reported an epoch."""
     deadline = time.monotonic() + TIMEOUT_S
     while time.monotonic() < deadline:
         assert proc.poll() is None, f"the sweep ended early: {proc.communicate()}"
         time.sleep(0.1)
+        if not _made(storage):
+            continue
         try:
             study = optuna.load_study(study_name="sweeps", storage=storage)
         except KeyError:

@@ -43,6 +43,21 @@ def test_storage_open_puts_a_new_sqlite_file_in_wal_mode_and_keeps_an_existing_o
     assert (_journal_mode(in_tmp / "new.db"), _journal_mode(in_tmp / "old.db")) == ("wal", "delete")
 
 
+def test_storage_open_puts_a_file_without_a_study_in_wal_mode_while_a_dashboard_holds_it_open(in_tmp):
+    # optuna-dashboard started before the first sweep makes the file (Optuna's tables, a rollback
+    # journal) and keeps a connection to it; the sweep's commits would wait behind its reads.
+    dashboard = optuna.storages.RDBStorage("sqlite:///dash.db")
+    assert (dashboard.get_all_studies(), _journal_mode(in_tmp / "dash.db")) == ([], "delete")
+    storage = open_storage("sqlite:///dash.db")
+    assert _journal_mode(in_tmp / "dash.db") == "wal"
+    optuna.create_study(study_name="s", storage=storage).optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
+    # The dashboard's open connection reads on, and can still write (its notes are study attributes).
+    dashboard.set_study_system_attr(dashboard.get_study_id_from_name("s"), "note", "seen")
+    assert len(dashboard.get_all_trials(dashboard.get_study_id_from_name("s"))) == 2
+    reread = optuna.storages.RDBStorage("sqlite:///dash.db")
+    assert reread.get_study_system_attrs(reread.get_study_id_from_name("s")) == {"note": "seen"}
+
+
 def test_storage_wal_keeps_what_a_killed_process_committed(in_tmp):
     # The process dies without closing its connection: its commits are in the -wal file only.
     code = ("import os, optuna; from sweeps.storage._url import open_storage; "
