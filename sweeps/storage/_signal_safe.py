@@ -2,12 +2,13 @@
 
 A sweep turns SIGINT and SIGTERM into an exception raised in the main thread wherever it runs
 (``sweeps/_interrupt.py``). Raised inside a storage call, between SQLAlchemy's write and its commit or
-in the middle of its session's bookkeeping, it leaves the thread's session broken ("this identity map
-is no longer valid") and can leave a connection holding the database's write lock: the interrupted
-trial's own bookkeeping then failed with a traceback, or waited out SQLite's busy timeout and ended
-the command with "database is locked". :class:`SignalSafeStorage` runs each call of the storage it
-wraps inside :func:`sweeps._interrupt.deferred`: a signal that arrives during a call is raised as
-soon as the call has returned. Calls take milliseconds, so Ctrl-C still stops a sweep at once.
+in the middle of its session's bookkeeping, it left the thread's session broken ("this identity map
+is no longer valid"), and the interrupted trial's own bookkeeping then failed with a traceback; once
+a sweep ran on to its end, and once (not reproduced) one ended with "database is locked", which a
+connection left holding SQLite's write lock would explain. :class:`SignalSafeStorage` runs each
+call of the storage it wraps inside :func:`sweeps._interrupt.deferred`: a signal that arrives during
+a call is raised as soon as the call has returned. Calls take milliseconds, so Ctrl-C still stops a
+sweep at once.
 
 Optuna's heartbeat base class comes through ``_journal.py``, the one module that imports it.
 """

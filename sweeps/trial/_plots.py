@@ -130,10 +130,12 @@ class _UpdateRatioFigure:
         for line, ratios in zip(self.lines, data["ratios"].values()):
             finite = [(s, r) for s, r in zip(data["steps"], ratios) if r > 0 and math.isfinite(r)]
             line.set_visible(bool(finite))
-            line.set_data(*zip(*finite)) if finite else line.set_data([], [])
-            if finite:  # the colours a new figure gives the layers it draws, in order
-                line.set_color(f"C{len(shown)}")
-                shown.append(line)
+            if not finite:
+                line.set_data([], [])
+                continue
+            line.set_data(*zip(*finite))
+            line.set_color(f"C{len(shown)}")  # the colours a new figure gives the layers it draws, in order
+            shown.append(line)
         self.ax.legend(handles=[*shown, self.band], fontsize="small", loc="lower right")
         self.ax.relim(visible_only=True)
         self.ax.autoscale_view()
