@@ -25,7 +25,7 @@ from optuna.storages._heartbeat import BaseHeartbeat
 from optuna.storages.journal import JournalFileBackend, JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 
-__all__ = ["HEARTBEAT_ATTR", "BaseHeartbeat", "HeartbeatGrpcStorageProxy", "HeartbeatJournalStorage", "heartbeat_time"]
+__all__ = ["HEARTBEAT_ATTR", "HeartbeatGrpcStorageProxy", "HeartbeatJournalStorage", "heartbeat_time"]
 
 HEARTBEAT_ATTR = "sweeps:heartbeat"
 StaleTrialCallback = Callable[[optuna.Study, FrozenTrial], None]

@@ -22,7 +22,7 @@ from typing import Any
 import optuna
 
 from sweeps._interrupt import deferred
-from sweeps.storage._journal import BaseHeartbeat
+from sweeps.storage._journal import BaseHeartbeat  # not in its __all__: kept out of sweeps.storage's names
 
 __all__ = ["SignalSafeStorage"]
 

@@ -13,6 +13,7 @@ and never scikit-learn (:func:`_without_sklearn`).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -99,15 +100,15 @@ class _LossCurveFigure:
         self.figure.savefig(path, format="png")
 
 
-_LOSS_CURVE: list[_LossCurveFigure] = []  # this process's figure, made on the first plot
+@functools.cache
+def _loss_curve_figure() -> _LossCurveFigure:
+    return _LossCurveFigure()  # this process's figure, made on the first plot
 
 
 def loss_curve(data: dict[str, Any], path: Path) -> None:
     """``data``: ``epochs``, ``train_loss``, ``val_loss``, ``metric`` (its name), ``metric_values``,
     ``lr`` (one per epoch) and ``best_epoch`` (or None)."""
-    if not _LOSS_CURVE:
-        _LOSS_CURVE.append(_LossCurveFigure())
-    _LOSS_CURVE[0].draw(data, path)
+    _loss_curve_figure().draw(data, path)
 
 
 class _UpdateRatioFigure:
@@ -115,7 +116,6 @@ class _UpdateRatioFigure:
     redrawn with each trial's numbers (a sweep's trials share both)."""
 
     def __init__(self, layers: tuple[str, ...], low: float, high: float) -> None:
-        self.key = layers, low, high
         self.figure = fig = _figure()(figsize=(7, 3.6), dpi=PLOT_DPI)
         fig.subplots_adjust(left=0.1, right=0.97, bottom=0.14, top=0.9)
         self.ax = ax = fig.subplots()
@@ -142,16 +142,15 @@ class _UpdateRatioFigure:
         self.figure.savefig(path, format="png")
 
 
-_UPDATE_RATIO: list[_UpdateRatioFigure] = []  # the last layers' figure of this process
+@functools.lru_cache(maxsize=1)  # the last layers' figure of this process
+def _update_ratio_figure(layers: tuple[str, ...], low: float, high: float) -> _UpdateRatioFigure:
+    return _UpdateRatioFigure(layers, low, high)
 
 
 def update_ratios(data: dict[str, Any], path: Path) -> None:
     """``data``: ``steps`` (the sampled steps), ``ratios`` (layer -> one ratio per sampled step),
     ``low`` and ``high`` (the healthy band)."""
-    key = tuple(data["ratios"]), data["low"], data["high"]
-    if not _UPDATE_RATIO or _UPDATE_RATIO[0].key != key:
-        _UPDATE_RATIO[:] = [_UpdateRatioFigure(*key)]
-    _UPDATE_RATIO[0].draw(data, path)
+    _update_ratio_figure(tuple(data["ratios"]), data["low"], data["high"]).draw(data, path)
 
 
 def filters(data: dict[str, Any], path: Path) -> None:

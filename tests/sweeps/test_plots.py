@@ -7,7 +7,14 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from sweeps.trial._plots import _LOSS_CURVE, _log_scale, _LossCurveFigure, _UpdateRatioFigure, loss_curve, update_ratios
+from sweeps.trial._plots import (
+    _log_scale,
+    _loss_curve_figure,
+    _LossCurveFigure,
+    _UpdateRatioFigure,
+    loss_curve,
+    update_ratios,
+)
 
 
 def test_plots_log_axes_label_their_decades_in_plain_text():
@@ -40,7 +47,7 @@ def test_plots_loss_curve_redrawn_on_the_process_figure_matches_a_figure_drawn_a
         _LossCurveFigure().draw(data, tmp_path / f"new{k}.png")
         shared, new = imread(tmp_path / f"shared{k}.png"), imread(tmp_path / f"new{k}.png")
         assert shared.shape == new.shape and (shared == new).all(), k
-    assert len(_LOSS_CURVE) == 1
+    assert _loss_curve_figure.cache_info().currsize == 1
     # Each picture shows its own trial: the first two differ, the first and the last (same numbers) do not.
     first, second, last = (imread(tmp_path / f"shared{k}.png") for k in (0, 1, 4))
     assert (first != second).any() and (first == last).all()
