@@ -1,14 +1,20 @@
 """The training practices of ../shared/PRACTICES.md as a plain PyTorch library.
 
-It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it.
+It imports neither Optuna nor Hydra: the sweep driver in ``sweeps`` builds on it. The names below load
+on first use (``practices/_lazy.py``): importing one module, such as the torch-free
+:mod:`practices.options`, imports no other.
 """
 
-from practices.averaging import WeightAverage
-from practices.data import Split, TrainVal, as_arrays, load_digits, load_table, split_indices, train_val
-from practices.models import CNN, MLP
-from practices.monitor import Diagnosis, Diverged, LayerStats, Monitor, Thresholds
-from practices.sealed import Duplicates, SealedError, SealedTest, find_duplicates, split_fingerprint
-from practices.train import Callback, EpochStats, FitResult, NonFiniteLossError, evaluate, fit, resolve_device
+from practices._lazy import lazy_exports
+
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "averaging": ["WeightAverage"],
+    "data": ["Split", "TrainVal", "as_arrays", "load_digits", "load_table", "split_indices", "train_val"],
+    "models": ["CNN", "MLP"],
+    "monitor": ["Diagnosis", "Diverged", "LayerStats", "Monitor", "Thresholds"],
+    "sealed": ["Duplicates", "SealedError", "SealedTest", "find_duplicates", "split_fingerprint"],
+    "train": ["Callback", "EpochStats", "FitResult", "NonFiniteLossError", "evaluate", "fit", "resolve_device"],
+}, globals())
 
 __all__ = [
     "CNN",

@@ -18,11 +18,10 @@ from torch.nn import functional as F
 
 from practices.averaging import WeightAverage
 from practices.data import TrainVal
+from practices.options import METRICS
 from practices.schedules import needs_metric
 
 __all__ = ["Callback", "EpochStats", "FitResult", "NonFiniteLossError", "evaluate", "fit", "resolve_device"]
-
-METRICS = {"val_accuracy": "max", "val_loss": "min"}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -10,7 +10,8 @@ from sweeps._lazy import lazy_exports
 __version__ = "0.1.0"
 __getattr__, __dir__ = lazy_exports(__name__, {
     "_errors": ["ConfigError"],
-    "experiment._experiment": ["Experiment", "PreparedData", "prepare"],
+    "experiment._experiment": ["Experiment", "prepare"],
+    "experiment._data": ["PreparedData"],
     "driver._export": ["export_study"],
     "config._space": ["SearchSpace", "compile_space"],
 }, globals(), renamed={"Dataset": "PreparedData"})  # Dataset: its name before it was told apart from torch's

@@ -13,14 +13,19 @@ Section 3 of PRACTICES.md as code, one concept per module:
 - ``_monitor``: :class:`Monitor`, the callback that wires them together.
 """
 
-from practices.monitor._diagnoses import DIAGNOSES, diagnose
-from practices.monitor._diagnosis import Diagnosis
-from practices.monitor._divergence import Diverged, DivergenceGuard
-from practices.monitor._monitor import Monitor
-from practices.monitor._record import LayerStats, Record
-from practices.monitor._recording import Recorder, Sample
-from practices.monitor._stopping import CHECKPOINT_POLICIES, EarlyStopping
-from practices.monitor._thresholds import Thresholds
+from practices._lazy import lazy_exports
+
+# Loaded on first use: the torch-free Thresholds (what sweeps' config check reads) imports no torch.
+__getattr__, __dir__ = lazy_exports(__name__, {
+    "_diagnoses": ["DIAGNOSES", "diagnose"],
+    "_diagnosis": ["Diagnosis"],
+    "_divergence": ["Diverged", "DivergenceGuard"],
+    "_monitor": ["Monitor"],
+    "_record": ["LayerStats", "Record"],
+    "_recording": ["Recorder", "Sample"],
+    "_stopping": ["CHECKPOINT_POLICIES", "EarlyStopping"],
+    "_thresholds": ["Thresholds"],
+}, globals())
 
 __all__ = [
     "CHECKPOINT_POLICIES",

@@ -34,7 +34,7 @@ class Monitor(Callback):
 
     Args:
         metric: the validation metric that picks the best epoch and drives early stopping, one of
-            :data:`practices.train.METRICS`.
+            :data:`practices.options.METRICS`.
         every_n_steps: sample gradients, update ratios and activations every this many steps.
         patience: stop after this many epochs without improvement of ``metric``; None never stops.
         checkpoints: which state_dicts to keep, one of :data:`CHECKPOINT_POLICIES`.

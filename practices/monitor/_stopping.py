@@ -5,11 +5,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from practices.train import METRICS, EpochStats
+from practices.options import CHECKPOINT_POLICIES, METRICS
+from practices.train import EpochStats
 
 __all__ = ["CHECKPOINT_POLICIES", "EarlyStopping", "state_on_cpu"]
-
-CHECKPOINT_POLICIES = ("best_and_last", "best", "last", "none")
 
 
 def state_on_cpu(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -21,7 +20,7 @@ class EarlyStopping:
     """Follows the validation metric epoch by epoch; keeps the best epoch's and the last weights.
 
     Args:
-        metric: the validation metric that picks the best epoch, one of :data:`practices.train.METRICS`.
+        metric: the validation metric that picks the best epoch, one of :data:`practices.options.METRICS`.
         patience: stop after this many epochs without improvement; None never stops.
         checkpoints: which state_dicts to keep, one of :data:`CHECKPOINT_POLICIES`.
     """

@@ -11,9 +11,8 @@ from typing import Any, Optional
 from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from practices.averaging import check_averaging
-from practices.monitor import CHECKPOINT_POLICIES, Thresholds
-from practices.train import METRICS
+from practices.monitor._thresholds import Thresholds
+from practices.options import CHECKPOINT_POLICIES, METRICS, check_averaging
 from sweeps._errors import ConfigError
 from sweeps._packaged import conf_dir
 from sweeps.config._stage_spec import parse_stages

@@ -21,7 +21,7 @@ import itertools
 import logging
 import re
 import sys
-from typing import Any, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterator, Sequence
 
 import hydra
 from hydra._internal.utils import get_args_parser  # Hydra's own flags, parsed exactly as @hydra.main parses them
@@ -37,10 +37,12 @@ from sweeps._errors import ConfigError, StorageError
 from sweeps._exit import EXIT_CONFIG, EXIT_OK, EXIT_STORAGE
 from sweeps._packaged import conf_dir, experiments
 from sweeps.config._compose import Composed, compose_experiment, compose_hydra, own_hydra
-from sweeps.driver import _driver, _staged
 from sweeps.driver._joblog import JobOutput, masked_log_records, masked_stderr
-from sweeps.experiment._experiment import Experiment, PreparedData, prepare
+from sweeps.experiment._experiment import Experiment, prepare
 from sweeps.storage._url import mask_text
+
+if TYPE_CHECKING:
+    from sweeps.experiment._data import PreparedData
 
 __all__ = ["run_app"]
 
@@ -331,6 +333,9 @@ def _run_sweep(run: _Run) -> int:
     changed, a vault already opened) are bad input too: one line, exit 2 (sweeps._cli.guarded)."""
 
     def body() -> int:
+        # Imported here, not at the top: a command refused for its config never pays for torch (~2 s).
+        from sweeps.driver import _driver, _staged
+
         exp, data = run.prepared or prepare(run.overrides)
         run.prepared = None
         if exp.cfg.get("stages") is not None:

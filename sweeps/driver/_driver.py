@@ -23,7 +23,8 @@ from sweeps.config._destinations import check_destinations
 from sweeps.driver._export import export_study
 from sweeps.driver._loop import best_trial, run_trials, storage_for
 from sweeps.driver._workers import run_workers
-from sweeps.experiment._experiment import Experiment, PreparedData
+from sweeps.experiment._data import PreparedData
+from sweeps.experiment._experiment import Experiment
 from sweeps.storage._url import artifact_dir, dashboard_command, mask
 from sweeps.study import _select
 from sweeps.study._study import open_study, strategy_notices

@@ -20,7 +20,8 @@ from sweeps._exit import (
 from sweeps._interrupt import deferred, handling_signals
 from sweeps._say import say
 from sweeps.experiment._build import trial_seed
-from sweeps.experiment._experiment import Experiment, PreparedData
+from sweeps.experiment._data import PreparedData
+from sweeps.experiment._experiment import Experiment
 from sweeps.storage._url import open_storage
 from sweeps.study._result import result_value
 from sweeps.study._trials import INTERRUPTED, SURPLUS, RunningTally, Tally, end_reason, holds_slot

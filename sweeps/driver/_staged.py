@@ -25,7 +25,9 @@ from sweeps.driver._driver import run, storage_for
 from sweeps.driver._export import export_study
 from sweeps.driver._loop import best_trial
 from sweeps.experiment._build import build, make_optimizer
-from sweeps.experiment._experiment import Experiment, PreparedData, check_builds, compile_experiment
+from sweeps.experiment._data import PreparedData
+from sweeps.experiment._experiment import Experiment, compile_experiment
+from sweeps.experiment._probes import check_builds
 from sweeps.experiment._stage_plan import Stage, parse_stages, stage_experiment, stage_row, stage_table, translated_lr
 from sweeps.storage._url import artifact_dir, mask
 from sweeps.study._study import open_study, recorded_experiment

@@ -43,7 +43,8 @@ from sweeps.vault._state import (
 )
 
 if TYPE_CHECKING:
-    from sweeps.experiment._experiment import Experiment, PreparedData
+    from sweeps.experiment._data import PreparedData
+    from sweeps.experiment._experiment import Experiment
 
 __all__ = ["open_vault", "open_when_due", "retrain_config"]
 

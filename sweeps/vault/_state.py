@@ -25,7 +25,7 @@ from sweeps.storage._internals import study_storage
 from sweeps.study import _records
 
 if TYPE_CHECKING:
-    from sweeps.experiment._experiment import PreparedData
+    from sweeps.experiment._data import PreparedData
 
 __all__ = [
     "AUDIT", "CLAIMS", "RESULT", "SEAL", "Say", "Vault", "VaultBusy", "VaultRefused", "check_seal", "describe_result",

@@ -302,3 +302,39 @@ def test_real_command_line_refuses_in_one_line(argv, code, key, cli_runs, reques
     assert len(lines) == 1 and lines[0].startswith("error: ") and key in lines[0], err
     assert "s3cretPW" not in out + err
     assert _listing(cwd) == []
+
+
+# Runs python -m sweeps with argv[1:] and prints, at exit, which of these it had imported.
+_IMPORTS_AT_EXIT = """
+import atexit, runpy, sys
+HEAVY = ("torch", "sklearn", "pandas", "scipy", "matplotlib")
+atexit.register(lambda: print(sorted(m for m in HEAVY if m in sys.modules)))
+sys.argv = ["sweeps", *sys.argv[1:]]
+runpy.run_module("sweeps", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("argv,key", [
+    pytest.param(["sweep.n_trials=0"], "sweep.n_trials", id="schema"),
+    pytest.param([*QUICK, "trainer.averaging=polyak"], "trainer.averaging", id="practices-option"),
+    pytest.param([*QUICK, "sweep.n_trial=3"], "sweep.n_trial", id="hydra-unknown-key"),
+    pytest.param([*QUICK, "sweep.storage=bogus://x"], "sweep.storage", id="storage-url"),
+])
+def test_bad_config_is_refused_before_torch_is_imported(argv, key, tmp_path):
+    # A typo is answered in under a second: torch, scikit-learn, pandas and scipy take ~2.5 s to import.
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS_AT_EXIT, *argv], cwd=tmp_path, env=subprocess_env(),
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == EXIT_CONFIG, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and key in lines[0], proc.stderr
+    assert proc.stdout.strip() == "[]", proc.stdout
+    assert _listing(tmp_path) == []
+
+
+def test_valid_config_imports_torch_for_its_build_check(tmp_path):
+    # The other side of the test above, so that its probe can fail: a valid config's build check loads torch.
+    proc = subprocess.run([sys.executable, "-c", _IMPORTS_AT_EXIT, *QUICK, "--cfg", "job"], cwd=tmp_path,
+                          env=subprocess_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    imported = proc.stdout.strip().splitlines()[-1]
+    assert "'torch'" in imported and "'sklearn'" in imported, imported

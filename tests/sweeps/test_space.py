@@ -103,7 +103,7 @@ def test_probes_cover_every_choice_both_ends_and_joint_ends_once(in_tmp):
 
 
 def test_probe_config_moves_between_probes_as_config_for_builds_them(in_tmp):
-    from sweeps.experiment._experiment import _ProbeConfig
+    from sweeps.experiment._probes import _ProbeConfig
 
     # cosine's n_epochs is an interpolation (${trainer.max_epochs}): restoring it must keep it one.
     exp, _ = prepare([*QUICK, "+search.schedule.options.cosine.n_epochs={type:int,low:6,high:12}",

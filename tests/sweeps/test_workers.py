@@ -252,11 +252,12 @@ def test_workers_start_without_rebuilding_what_their_parent_checked(monkeypatch)
 
 def test_workers_prepare_without_probes_skips_the_build_check(in_tmp, monkeypatch):
     import sweeps.experiment._experiment as experiment
+    import sweeps.experiment._probes as probes
 
     def refuse(*args):
         raise AssertionError("built the probes")
 
-    monkeypatch.setattr(experiment, "_check_builds", refuse)
+    monkeypatch.setattr(probes, "check_builds", refuse)
     exp, data = experiment.prepare(FAST, probe=False, build_probes=False)
     assert exp.cfg.trainer.max_epochs == 2 and len(data.y_train) > 0
     with pytest.raises(AssertionError, match="built the probes"):
