@@ -59,15 +59,19 @@ def _save_png(figure: Any, path: Path) -> None:
     figure.savefig(path, format="png", pil_kwargs={"compress_level": 1})
 
 
-def _log_scale(ax: Any) -> None:
-    """A log y axis with decade ticks labelled in plain text (``1e−03``): matplotlib's default labels
+def _log_scale(ax: Any, values: list[float] | None = None) -> None:
+    """A log y axis with its ticks labelled in plain text (``1e−03``): matplotlib's default labels
     (``10^{-3}``) go through its math-text parser, a quarter of an update-ratio plot's drawing time, and
-    minor ticks are most of the rest."""
-    from matplotlib.ticker import LogFormatter, NullLocator
+    minor ticks are most of the rest. Ticks at decades; where ``values`` span less than two decades (a
+    learning rate decayed 10x), at 1, 2 and 5 times each decade, so that the axis has labels to read."""
+    from matplotlib.ticker import LogFormatter, LogLocator, NullLocator
 
     ax.set_yscale("log")
+    narrow = bool(values) and max(values) < 100 * min(values)
+    ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
     ax.yaxis.set_minor_locator(NullLocator())
-    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+    # Every tick labelled: the locator chose them (the formatter would otherwise thin out 2x and 5x ticks).
+    ax.yaxis.set_major_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(math.inf, math.inf)))
 
 
 class _LossCurveFigure:
@@ -106,7 +110,7 @@ class _LossCurveFigure:
         for ax in self.axes:
             ax.relim(visible_only=True)
         if all(lr > 0 for lr in data["lr"]):
-            _log_scale(lr_ax)
+            _log_scale(lr_ax, data["lr"])
         else:
             lr_ax.set_yscale("linear")
         for ax in self.axes:

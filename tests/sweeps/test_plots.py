@@ -30,6 +30,22 @@ def test_plots_log_axes_label_their_decades_in_plain_text():
     assert ax.yaxis.get_minorticklocs().size == 0
 
 
+def test_plots_log_axes_within_two_decades_label_1_2_and_5_times_each_decade():
+    # A learning rate decayed 10x stays within one decade: decade ticks alone left it one label or none.
+    values = [4e-2, 1e-2, 3.5e-3]
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot([1, 2, 3], values)
+    _log_scale(ax, values)
+    FigureCanvasAgg(fig).draw()
+    low, high = ax.get_ylim()
+    labels = [t.get_text() for t, y in zip(ax.get_yticklabels(), ax.get_yticks()) if low <= y <= high]
+    assert labels == ["5e−03", "1e−02", "2e−02"]
+    _log_scale(ax, [3e-2, 1e-3, 4e-5])  # wider again: decades only
+    FigureCanvasAgg(fig).draw()
+    assert [y for y in ax.get_yticks() if low <= y <= high] == [1e-2]
+
+
 def _loss_data(n_epochs: int, best_epoch: int | None, lr_floor: float) -> dict:
     epochs = list(range(1, n_epochs + 1))
     return {"epochs": epochs, "train_loss": [2.0 / e for e in epochs], "val_loss": [2.5 / e + 0.1 for e in epochs],
