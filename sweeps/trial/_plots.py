@@ -43,12 +43,15 @@ def _figure() -> Any:
     return Figure
 
 
+_TITLE = {"y": 1.0, "pad": 6}  # a y given: no automatic title position
+
+
 def _fixed_labels(ax: Any, title: str | None, xlabel: str, xlabel_y: float) -> None:
     """Title and x label at fixed places: left to matplotlib, each draw measures every tick label's
     box to place them (a third of a loss curve's drawing time), and these plots' tick labels keep one
     height."""
     if title is not None:
-        ax.set_title(title, y=1.0, pad=6)  # a y given: no automatic title position
+        ax.set_title(title, **_TITLE)
     ax.set_xlabel(xlabel)
     ax.xaxis.set_label_coords(0.5, xlabel_y)
     ax.yaxis.set_label_coords(-0.1, 0.5)  # no y label; placing an empty one measures the ticks too
@@ -106,7 +109,7 @@ class _LossCurveFigure:
             line.set_xdata([best or 0, best or 0])
         handles = [self.train, self.val, *self.best[:1]] if best is not None else [self.train, self.val]
         loss_ax.legend(handles=handles, loc="upper right")  # a fixed place: "best" searches and costs
-        metric_ax.set_title(data["metric"], y=1.0, pad=6)
+        metric_ax.set_title(data["metric"], **_TITLE)
         for ax in self.axes:
             ax.relim(visible_only=True)
         if all(lr > 0 for lr in data["lr"]):
