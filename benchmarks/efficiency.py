@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._tables import ROOT, env, run_jobs, spread, table
+from sweeps.study._stats import compare
 
 OURS, OURS_OFF = "sweeps (defaults)", "sweeps, select=off"
 RANDOM, PLAIN = "random search, no pruning", "plain Optuna TPE, no pruning"
@@ -166,14 +167,19 @@ def measure(args: Any, folder: Path, python: Path | None) -> dict[str, Any]:
                              "budget_epochs": args.budget_epochs, "max_epochs": args.max_epochs})
             else:
                 jobs.append(_sweep_job(method, seed, args, folder))
-    results = run_jobs(jobs, folder, parallel=args.parallel)
+    return collect(run_jobs(jobs, folder, parallel=args.parallel), methods, args.budget_epochs)
+
+
+def collect(results: dict[str, Any], methods: list[str], budget_epochs: int) -> dict[str, Any]:
+    """Per method, over seeds in job order: best-so-far curves, trials, what shipped, CPU and wall
+    seconds, epochs (selection's apart), from the jobs' results (``run_jobs``)."""
     out: dict[str, Any] = {m: {"curves": [], "trials": [], "shipped": [], "cpu_s": [], "job_s": [], "epochs": [],
                                "select_epochs": []} for m in methods}
     for entry in results["jobs"]:
         method, result = entry["job"]["method"], entry["result"]
         trials = result["trials"]
         row = out[method]
-        row["curves"].append(best_so_far(trials, args.budget_epochs))
+        row["curves"].append(best_so_far(trials, budget_epochs))
         row["trials"].append(sum(1 for t in trials if t.get("phase", "search") == "search"))
         row["epochs"].append(sum(t["epochs"] for t in trials))
         row["select_epochs"].append(sum(t["epochs"] for t in trials if t.get("phase") == "select"))
@@ -286,8 +292,37 @@ def report(measured: dict[str, Any], args: Any, png_name: str) -> list[str]:
     lines += table(["method", "test acc: mean", "min", "median", "max", "spread (max - min)", "seeds shipped",
                     "CPU min per sweep: min", "median", "max", "wall s per sweep: median",
                     "epochs trained (median)"], rows)
-    lines += ["", *_targets(measured, to_hos, budget), "", *_not_ahead(measured, to_hos, budget)]
+    lines += ["", *_paired(measured), "", *_targets(measured, to_hos, budget), "",
+              *_not_ahead(measured, to_hos, budget)]
     return lines
+
+
+def _per_seed_tests(row: dict[str, Any]) -> list[float | None]:
+    return [None if s is None else s["test_accuracy"] for s in row["shipped"]]
+
+
+def _paired(measured: dict[str, Any]) -> list[str]:
+    """The shipped test accuracies seed by seed, and sweeps' defaults against each method, paired by seed."""
+    ours = _per_seed_tests(measured[OURS])
+    lines = ["Sealed test accuracy per seed (seeds 0 to n-1), and `sweeps (defaults)` against each method paired "
+             "by seed: the median difference (positive: sweeps (defaults) tested better), seeds won, tied and "
+             "lost, and the two-sided Wilcoxon signed-rank p-value (scipy.stats). With n seeds no p-value can be "
+             f"below 2/2^n ({2 / 2 ** len(ours):.4f} for {len(ours)}); a gap it cannot tell from seed noise is "
+             "not shown to be a gap between the methods.", ""]
+    rows = []
+    for method, row in measured.items():
+        tests = _per_seed_tests(row)
+        cells = [method, ", ".join("-" if t is None else f"{t:.4f}" for t in tests)]
+        pairs = [(a, b) for a, b in zip(ours, tests) if a is not None and b is not None]
+        if method == OURS or len(pairs) < 2:
+            rows.append(cells + ["-", "-", "-"])
+            continue
+        result = compare(ours, tests, maximize=True)  # what seed-robust selection reports, on test accuracy
+        won, lost = sum(a > b for a, b in pairs), sum(a < b for a, b in pairs)
+        rows.append(cells + [f"{result.effect:+.4f}", f"{won} / {len(pairs) - won - lost} / {lost}",
+                             f"{result.p_wilcoxon:.3f}"])
+    return lines + table(["method", "test acc per seed", "sweeps (defaults) minus it: median",
+                          "won / tied / lost", "Wilcoxon p"], rows)
 
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:

@@ -124,6 +124,26 @@ def test_ratios_to_hos_mark_a_missed_seed_as_a_lower_bound():
     assert text == "0.50, >=1.50, 1.00"
 
 
+def test_paired_rows_compare_sweeps_defaults_with_each_method_seed_by_seed():
+    from benchmarks.efficiency import OURS, OURS_OFF, PLAIN, RANDOM, _paired
+
+    def row(tests):
+        return {"shipped": [None if t is None else {"test_accuracy": t} for t in tests]}
+
+    measured = {OURS: row([0.95, 0.94, 0.96, 0.93, 0.95]),
+                OURS_OFF: row([0.94, 0.93, 0.95, 0.92, 0.94]),   # 0.01 worse on every seed
+                RANDOM: row([0.95, 0.94, 0.96, 0.93, 0.95]),     # the very same values
+                PLAIN: row([0.96, None, 0.95, 0.94, None])}      # two seeds shipped nothing
+    lines = _paired(measured)
+    assert "below 2/2^n (0.0625 for 5)" in lines[0]
+    rows = {r[0]: r[1:] for r in ([c.strip() for c in line.strip("|").split("|")] for line in lines[2:])}
+    assert rows[OURS] == ["0.9500, 0.9400, 0.9600, 0.9300, 0.9500", "-", "-", "-"]
+    assert rows[OURS_OFF][1:] == ["+0.0100", "5 / 0 / 0", "0.062"]  # the smallest p 5 pairs allow
+    assert rows[RANDOM][1:] == ["+0.0000", "0 / 5 / 0", "1.000"]
+    assert rows[PLAIN][0] == "0.9600, -, 0.9500, 0.9400, -"
+    assert rows[PLAIN][1:3] == ["-0.0100", "1 / 0 / 2"]  # the 3 seeds both shipped: -0.01, +0.01, -0.01
+
+
 def test_select_reserve_is_the_selections_most_epochs_and_zero_when_off():
     from omegaconf import OmegaConf
 
