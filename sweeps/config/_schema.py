@@ -6,10 +6,11 @@ import dataclasses
 import functools
 import json
 import re
+import typing
 from typing import Any, Optional
 
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import OmegaConfBaseException
+from omegaconf.errors import ConfigKeyError, OmegaConfBaseException, ValidationError
 
 from practices.monitor._thresholds import Thresholds
 from practices.options import CHECKPOINT_POLICIES, METRICS, check_averaging
@@ -233,8 +234,30 @@ def _typed(name: str, node: Any) -> Any:
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", None) or (f"{name}.{exc.key}" if getattr(exc, "key", None) else name)
         key = key if key.startswith(f"{name}.") or key == name else f"{name}.{key}"
+        expected = _EXPECTED.get(type(getattr(exc, "child_node", None)).__name__)
+        if isinstance(exc, ValidationError) and expected is not None:  # a known key, a value of the wrong type
+            optional = _accepts_none(_SCHEMAS[name], key.split(".")[1:])
+            raise ConfigError(f"{key} must be {expected}{' or null' * optional}, got {exc.value!r}") from None
         allowed = [f.name for f in dataclasses.fields(_SCHEMAS[name])]
-        raise ConfigError(f"{key}: {exc.msg if hasattr(exc, 'msg') else exc} (keys of {name}: {allowed})") from None
+        if isinstance(exc, ConfigKeyError):
+            raise ConfigError(f"{key} is not a key of {name}; its keys: {allowed}") from None
+        why = str(getattr(exc, "msg", exc)).splitlines()[0]  # OmegaConf adds lines naming the key and the schema
+        raise ConfigError(f"{key}: {why} (keys of {name}: {allowed})") from None
+
+
+def _accepts_none(schema: Any, path: list[str]) -> bool:
+    """Whether the field at ``path`` under dataclass ``schema`` may be None (its hint is Optional)."""
+    for part in path:
+        hints = typing.get_type_hints(schema) if dataclasses.is_dataclass(schema) else {}
+        if part not in hints:
+            return False
+        schema = hints[part]
+    return type(None) in typing.get_args(schema)
+
+
+# What a schema field of each OmegaConf node type takes, for the one-line error of a wrong value.
+_EXPECTED = {"IntegerNode": "an integer", "FloatNode": "a number", "BooleanNode": "true or false",
+             "StringNode": "a string"}
 
 
 _TYPED_CACHE: dict[tuple[str, str], Any] = {}

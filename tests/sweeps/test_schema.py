@@ -2,9 +2,11 @@
 
 import dataclasses
 
+import pytest
 from omegaconf import MISSING, OmegaConf
 
 from practices.monitor import Thresholds
+from sweeps._errors import ConfigError
 from sweeps._packaged import conf_dir
 from sweeps.config import _schema
 from sweeps.config._schema import (
@@ -94,3 +96,24 @@ def test_schema_monitor_settings_follow_the_node_when_asked_again():
     assert monitor_config(every_7).every_n_steps == 7
     assert monitor_config(OmegaConf.create({"monitor": {"every_n_steps": 5}})).every_n_steps == 5
     assert monitor_config(OmegaConf.create({"monitor": {"patience": 3}})).patience == 3
+
+
+@pytest.mark.parametrize("name, node, message", [
+    ("sweep", {"n_trials": "abc"}, "sweep.n_trials must be an integer, got 'abc'"),
+    ("trainer", {"max_epochs": 1.5}, "trainer.max_epochs must be an integer, got 1.5"),
+    ("trainer", {"num_threads": "x"}, "trainer.num_threads must be an integer or null, got 'x'"),
+    ("sweep", {"timeout": "soon"}, "sweep.timeout must be a number or null, got 'soon'"),
+    ("monitor", {"plots": "maybe"}, "monitor.plots must be true or false, got 'maybe'"),
+    ("monitor", {"thresholds": {"update_ratio_low": "x"}},
+     "monitor.thresholds.update_ratio_low must be a number, got 'x'"),
+])
+def test_schema_wrong_type_names_the_key_what_it_takes_and_the_value(name, node, message):
+    with pytest.raises(ConfigError) as caught:
+        _schema._typed(name, OmegaConf.create(node))
+    assert str(caught.value) == message
+
+
+def test_schema_unknown_key_lists_the_keys_there_are():
+    with pytest.raises(ConfigError) as caught:
+        _schema._typed("select", OmegaConf.create({"top": 3}))
+    assert str(caught.value) == "select.top is not a key of select; its keys: ['enabled', 'top_k', 'n_seeds']"
