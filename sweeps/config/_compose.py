@@ -64,7 +64,7 @@ def _compose(overrides: Sequence[str]) -> tuple[DictConfig, dict[str, str], Dict
             cfg = compose("config", overrides=list(overrides), return_hydra_config=True)
     except (HydraException, OmegaConfBaseException) as exc:
         # Hydra echoes the overrides, a storage URL with its password among them.
-        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {_why(exc)}")) from None
     choices = {k: v for k, v in cfg.hydra.runtime.choices.items() if not k.startswith("hydra") and v is not None}
     hydra_node = cfg.hydra
     with _unlocked(cfg):
@@ -100,7 +100,18 @@ def compose_hydra(overrides: Sequence[str]) -> DictConfig:
         with own_hydra():
             return compose("config", overrides=list(overrides), return_hydra_config=True).hydra
     except (HydraException, OmegaConfBaseException) as exc:
-        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {exc}")) from None
+        raise ConfigError(mask_text(f"cannot compose the config from {list(overrides)}: {_why(exc)}")) from None
+
+
+def _why(exc: Exception) -> str:
+    """Hydra's message on one line: a missing option's alternatives comma-separated, its config search
+    path (the folders Hydra looked in, the same for every such error) left out."""
+    text = str(exc).split("\nConfig search path:")[0]
+    head, sep, options = text.partition("\n\nAvailable options in ")
+    if sep:
+        group, _, names = options.partition(":")
+        return f"{head}; available options in {group}: {', '.join(names.split())}"
+    return " ".join(text.split())
 
 
 def compose_options(composed: Composed, group: str, options: Sequence[str]) -> dict[str, DictConfig]:

@@ -115,3 +115,13 @@ def test_compose_options_reuse_the_chosen_option_only_when_the_command_line_leav
     overridden = compose_experiment(["+experiment=quickstart", "schedule=step", "schedule.factor=0.25"])
     step = compose_options(overridden, "schedule", ["step"])["step"]
     assert overridden.cfg.schedule.factor == 0.25 and step.factor != 0.25
+
+
+def test_compose_missing_option_names_the_alternatives_on_one_line(in_tmp):
+    from sweeps._errors import ConfigError
+    from sweeps.config._compose import compose_experiment
+
+    with pytest.raises(ConfigError) as caught:
+        compose_experiment(["select=maybe"])
+    assert str(caught.value) == ("cannot compose the config from ['select=maybe']: In 'config': Could not find "
+                                 "'select/maybe'; available options in 'select': default, off")
