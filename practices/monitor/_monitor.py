@@ -40,6 +40,8 @@ class Monitor(Callback):
         checkpoints: which state_dicts to keep, one of :data:`CHECKPOINT_POLICIES`.
         thresholds: when diagnoses fire; defaults to :class:`Thresholds`.
         stop_on_divergence: raise :class:`Diverged` as soon as training diverges.
+        patience_from_epoch: the first epoch that counts towards ``patience`` (SWA's start epoch for
+            a run that averages with SWA; see :class:`EarlyStopping`).
     """
 
     epochs = _part("record", "epochs")
@@ -68,8 +70,9 @@ class Monitor(Callback):
         checkpoints: str = "best_and_last",
         thresholds: Thresholds | None = None,
         stop_on_divergence: bool = True,
+        patience_from_epoch: int = 1,
     ) -> None:
-        self.stopping = EarlyStopping(metric, patience, checkpoints)
+        self.stopping = EarlyStopping(metric, patience, checkpoints, patience_from_epoch)
         self.record = Record()
         self.recorder = Recorder(self.record, every_n_steps)
         self.thresholds = thresholds or Thresholds()

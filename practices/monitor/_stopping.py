@@ -23,17 +23,23 @@ class EarlyStopping:
         metric: the validation metric that picks the best epoch, one of :data:`practices.options.METRICS`.
         patience: stop after this many epochs without improvement; None never stops.
         checkpoints: which state_dicts to keep, one of :data:`CHECKPOINT_POLICIES`.
+        patience_from_epoch: the first epoch that counts towards ``patience`` (the best epoch is
+            followed from the first either way): SWA's start, so that a run is not stopped on the
+            plateau before its weights are averaged. 1 counts every epoch.
     """
 
     def __init__(self, metric: str = "val_accuracy", patience: int | None = None,
-                 checkpoints: str = "best_and_last") -> None:
+                 checkpoints: str = "best_and_last", patience_from_epoch: int = 1) -> None:
         if metric not in METRICS:
             raise ValueError(f"metric must be one of {sorted(METRICS)}, got {metric!r}")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {patience}")
         if checkpoints not in CHECKPOINT_POLICIES:
             raise ValueError(f"checkpoints must be one of {list(CHECKPOINT_POLICIES)}, got {checkpoints!r}")
+        if patience_from_epoch < 1:
+            raise ValueError(f"patience_from_epoch must be >= 1, got {patience_from_epoch}")
         self.metric, self.patience, self.checkpoints = metric, patience, checkpoints
+        self.patience_from_epoch = patience_from_epoch
         self._sign = 1.0 if METRICS[metric] == "max" else -1.0
         self.best_epoch: int | None = None
         self.best_value: float | None = None
@@ -51,7 +57,7 @@ class EarlyStopping:
             if self.checkpoints in ("best_and_last", "best"):
                 assert model is not None, "a checkpoint needs the model"
                 self.best_state = state_on_cpu(model)
-        else:
+        elif stats.epoch >= self.patience_from_epoch:
             self._epochs_without_improvement += 1
         if self.patience is not None and self._epochs_without_improvement >= self.patience:
             self.stopped_epoch = stats.epoch

@@ -14,8 +14,8 @@ from practices.data import Split, TrainVal, as_arrays, split_indices
 from practices.train import Callback, FitResult, fit, resolve_device
 from sweeps.experiment._threads import available_cores, choose_threads
 
-__all__ = ["BuildError", "Built", "build", "derive_seed", "load_data", "make_average", "make_model", "make_optimizer",
-           "make_schedule", "n_threads", "train", "trial_seed"]
+__all__ = ["BuildError", "Built", "build", "derive_seed", "judged_from_epoch", "load_data", "make_average",
+           "make_model", "make_optimizer", "make_schedule", "n_threads", "train", "trial_seed"]
 
 
 def derive_seed(*entropy: int) -> int:
@@ -94,6 +94,16 @@ def make_average(cfg: DictConfig, model: torch.nn.Module) -> WeightAverage | Non
     start = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
     decay = OmegaConf.select(cfg, "trainer.ema_decay", default=0.999)
     return _make("trainer", cfg, lambda: WeightAverage(model, averaging, ema_decay=decay, swa_start_epoch=start))
+
+
+def judged_from_epoch(cfg: DictConfig) -> int:
+    """The first epoch whose validation says what the trial's averaging gives: SWA's start epoch
+    (before it the validated weights are the plain ones), else 1. Neither the pruner nor early
+    stopping judges a trial before it: either would judge an SWA trial by weights that SWA has not
+    touched yet, and nearly every one was pruned before its average started (docs/benchmarks.md)."""
+    if OmegaConf.select(cfg, "trainer.averaging", default="none") != "swa":
+        return 1
+    return swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
 
 
 def n_threads(cfg: DictConfig, model: torch.nn.Module | None = None) -> int:

@@ -6,6 +6,7 @@ from omegaconf import DictConfig
 
 from practices.monitor import Monitor
 from sweeps.config._schema import monitor_config
+from sweeps.experiment._build import judged_from_epoch
 
 __all__ = ["make_monitor"]
 
@@ -28,4 +29,5 @@ def make_monitor(cfg: DictConfig, *, checkpoints: str | None = None) -> Monitor 
         checkpoints=checkpoints or settings.checkpoints,
         thresholds=settings.thresholds,
         stop_on_divergence=settings.stop_on_divergence,
+        patience_from_epoch=judged_from_epoch(cfg),  # an SWA run is not stopped before it averages
     )

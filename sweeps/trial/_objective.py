@@ -11,7 +11,7 @@ from optuna.trial import FrozenTrial, TrialState
 from practices.data import TrainVal
 from practices.monitor import Diverged, Monitor
 from practices.train import Callback, EpochStats, NonFiniteLossError
-from sweeps.experiment._build import train, trial_seed
+from sweeps.experiment._build import judged_from_epoch, train, trial_seed
 from sweeps.experiment._experiment import Experiment
 from sweeps.study._result import RESULT_ATTR
 from sweeps.trial._monitor import make_monitor
@@ -27,14 +27,15 @@ _COMPARED = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class _Reporter(Callback):
-    """Reports the validation metric every epoch and obeys the pruner."""
+    """Reports the validation metric every epoch and obeys the pruner from ``prune_from_epoch`` on
+    (an SWA trial's start: before it the pruner would judge weights that SWA has not averaged yet)."""
 
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
-        self.trial, self.metric = trial, metric
+    def __init__(self, trial: optuna.Trial, metric: str, prune_from_epoch: int = 1) -> None:
+        self.trial, self.metric, self.prune_from_epoch = trial, metric, prune_from_epoch
 
     def on_epoch_end(self, stats: EpochStats) -> bool:
         self.trial.report(stats.metric(self.metric), stats.epoch)
-        if self.trial.should_prune():
+        if stats.epoch >= self.prune_from_epoch and self.trial.should_prune():
             self.trial.set_user_attr("pruned_epoch", stats.epoch)
             self.trial.set_user_attr("end_reason", "pruned")
             self.trial.set_user_attr("prune_reason", f"pruned at epoch {stats.epoch} by the "
@@ -149,7 +150,8 @@ class Objective:
             # A status line on a terminal; in a log the trial's one result line is enough (max_lines=0).
             callbacks.append(EpochProgress(f"trial {trial.number}", cfg.trainer.max_epochs, cfg.sweep.metric))
         try:
-            result, built = train(cfg, self.data, seed, callbacks=[*callbacks, _Reporter(trial, cfg.sweep.metric)])
+            reporter = _Reporter(trial, cfg.sweep.metric, judged_from_epoch(cfg))
+            result, built = train(cfg, self.data, seed, callbacks=[*callbacks, reporter])
         except (Diverged, NonFiniteLossError) as exc:
             if monitor is None:
                 trial.set_user_attr("end_reason", "failed: non-finite")

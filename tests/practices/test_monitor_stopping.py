@@ -39,3 +39,14 @@ def test_record_layer_stats_are_medians_per_layer():
     rows = {row.layer: row for row in record.layer_stats()}
     assert (rows["0:Linear"].grad_norm, rows["0:Linear"].update_ratio) == (2.0, 2e-3)
     assert rows["1:ReLU"].dead_fraction == pytest.approx(0.3) and math.isnan(rows["1:ReLU"].grad_norm)
+
+
+def test_early_stopping_counts_patience_from_its_first_counted_epoch():
+    # SWA's start: the plateau before the average begins does not stop the run.
+    stopping = EarlyStopping("val_loss", patience=2, checkpoints="none", patience_from_epoch=4)
+    losses = [0.5, 0.6, 0.7, 0.8, 0.9]  # never better than epoch 1
+    stops = [stopping.update(EpochStats(epoch, 1.0, loss, 0.5, 0.1), None) for epoch, loss in enumerate(losses, 1)]
+    assert stops == [False, False, False, False, True]  # epochs 4 and 5 count; from epoch 1 it stopped at 3
+    assert (stopping.best_epoch, stopping.stopped_epoch) == (1, 5)
+    with pytest.raises(ValueError, match="patience_from_epoch must be >= 1, got 0"):
+        EarlyStopping(patience=2, patience_from_epoch=0)

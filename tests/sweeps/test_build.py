@@ -5,7 +5,7 @@ import torch
 from omegaconf import OmegaConf
 
 from practices.train import evaluate
-from sweeps.experiment._build import make_average, train
+from sweeps.experiment._build import judged_from_epoch, make_average, train
 from sweeps.experiment._experiment import prepare
 
 SMALL = ["data._target_=tests.helpers.blobs", "model=mlp", "model.width=8", "model.depth=1", "trainer.max_epochs=3",
@@ -42,6 +42,23 @@ def test_make_average_reads_the_decay_and_the_swa_start(small):
     assert (swa.averaging, swa.swa_start_epoch) == ("swa", 16)  # null: the last quarter
     swa = make_average(OmegaConf.merge(cfg, {"trainer": {"averaging": "swa", "swa_start_epoch": 2}}), model)
     assert swa.swa_start_epoch == 2
+
+
+def test_judged_from_epoch_is_swas_start_and_1_otherwise(small):
+    cfg, _ = small
+    assert judged_from_epoch(cfg) == 1 and judged_from_epoch(_without_averaging_keys(cfg)) == 1
+    assert judged_from_epoch(OmegaConf.merge(cfg, {"trainer": {"averaging": "ema"}})) == 1  # averages from step 1
+    assert judged_from_epoch(OmegaConf.merge(cfg, {"trainer": {"averaging": "swa", "max_epochs": 40}})) == 31
+    assert judged_from_epoch(OmegaConf.merge(cfg, {"trainer": {"averaging": "swa", "swa_start_epoch": 2}})) == 2
+
+
+def test_make_monitor_counts_an_swa_trials_patience_from_its_average(small):
+    from sweeps.trial._monitor import make_monitor
+
+    cfg, _ = small
+    swa = OmegaConf.merge(cfg, {"trainer": {"averaging": "swa", "max_epochs": 40}})
+    assert make_monitor(swa).stopping.patience_from_epoch == 31
+    assert make_monitor(cfg).stopping.patience_from_epoch == 1
 
 
 def test_train_with_averaging_none_is_identical_to_a_config_without_it(small):

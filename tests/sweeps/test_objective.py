@@ -38,3 +38,34 @@ def test_objective_records_why_the_pruner_stopped_a_trial(in_tmp):
         epoch = t.user_attrs["pruned_epoch"]
         assert t.user_attrs["prune_reason"] == f"pruned at epoch {epoch} by the SuccessiveHalvingPruner"
         assert "**pruned**: `pruned at epoch" in get_note(optuna.Trial(study, trial_id(study, t)))
+
+
+class _AlwaysPruneTrial:
+    """The trial a _Reporter sees, with a pruner that would stop every epoch it is asked about."""
+
+    def __init__(self):
+        self.reported, self.user_attrs = [], {}
+        self.study = type("Study", (), {"pruner": optuna.pruners.MedianPruner()})()
+
+    def report(self, value, step):
+        self.reported.append(step)
+
+    def should_prune(self):
+        return True
+
+    def set_user_attr(self, key, value):
+        self.user_attrs[key] = value
+
+
+def test_reporter_asks_the_pruner_only_from_the_epoch_the_trial_is_judged_from():
+    import pytest
+
+    from practices.train import EpochStats
+    from sweeps.trial._objective import _Reporter
+
+    trial = _AlwaysPruneTrial()
+    reporter = _Reporter(trial, "val_accuracy", prune_from_epoch=3)  # an SWA trial whose average starts at 3
+    assert [reporter.on_epoch_end(EpochStats(epoch, 1.0, 0.5, 0.5, 0.1)) for epoch in (1, 2)] == [False, False]
+    with pytest.raises(optuna.TrialPruned):
+        reporter.on_epoch_end(EpochStats(3, 1.0, 0.5, 0.5, 0.1))
+    assert trial.reported == [1, 2, 3] and trial.user_attrs["pruned_epoch"] == 3  # every epoch reported
