@@ -85,14 +85,21 @@ def build(cfg: DictConfig, in_shape: Sequence[int], n_classes: int, seed: int) -
     return Built(cfg, in_shape, n_classes, seed)
 
 
+def _averaging(cfg: DictConfig) -> str:
+    return OmegaConf.select(cfg, "trainer.averaging", default="none")  # absent in configs written before averaging
+
+
+def _swa_start(cfg: DictConfig) -> int:
+    return swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
+
+
 def make_average(cfg: DictConfig, model: torch.nn.Module) -> WeightAverage | None:
     """The weight average that ``cfg.trainer.averaging`` asks for, or None (``none``, or a config
     written before averaging existed)."""
-    averaging = OmegaConf.select(cfg, "trainer.averaging", default="none")
+    averaging = _averaging(cfg)
     if averaging == "none":
         return None
-    start = swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
-    decay = OmegaConf.select(cfg, "trainer.ema_decay", default=0.999)
+    start, decay = _swa_start(cfg), OmegaConf.select(cfg, "trainer.ema_decay", default=0.999)
     return _make("trainer", cfg, lambda: WeightAverage(model, averaging, ema_decay=decay, swa_start_epoch=start))
 
 
@@ -101,9 +108,7 @@ def judged_from_epoch(cfg: DictConfig) -> int:
     (before it the validated weights are the plain ones), else 1. Neither the pruner nor early
     stopping judges a trial before it: either would judge an SWA trial by weights that SWA has not
     touched yet (85 of 97 such trials were pruned before their average started: docs/benchmarks.md)."""
-    if OmegaConf.select(cfg, "trainer.averaging", default="none") != "swa":
-        return 1
-    return swa_start(OmegaConf.select(cfg, "trainer.swa_start_epoch", default=None), cfg.trainer.max_epochs)
+    return _swa_start(cfg) if _averaging(cfg) == "swa" else 1
 
 
 def n_threads(cfg: DictConfig, model: torch.nn.Module | None = None) -> int:
