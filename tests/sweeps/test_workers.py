@@ -16,6 +16,7 @@ from sweeps.__main__ import main
 from sweeps.storage._url import open_storage
 from sweeps.study._result import result_value
 from sweeps.study._study import count_trials, end_reason
+from sweeps.study._trials import SURPLUS
 from sweeps.vault._state import Vault
 from tests.helpers import subprocess_env
 
@@ -49,7 +50,11 @@ def test_two_workers_on_a_journal_file_complete_n_trials(in_tmp):
     assert "started 2 worker processes" in out and "w0 [" in out and "w1 [" in out
     study = optuna.load_study(study_name="quickstart", storage=open_storage(str(in_tmp / "sweeps.journal")))
     trials = _check_accounted(study, 6)
-    assert len(trials) == 6
+    # Both workers may ask for a trial when 5 are finished and none runs: the later one holds no slot
+    # and ends at once as surplus (sweeps/study/_trials.py). Nothing else may be extra.
+    extra = [t for t in trials if end_reason(t) == SURPLUS]
+    assert len(trials) - len(extra) == 6 and len(extra) <= 1, [(t.number, t.state, end_reason(t)) for t in trials]
+    assert all(t.state == TrialState.FAIL and not t.params for t in extra), "a surplus trial never sampled or ran"
 
 
 def test_two_workers_on_postgresql_complete_n_trials(in_tmp, postgres_url):
