@@ -72,6 +72,7 @@ class SweepConfig:
     seed: int = _key()
     sampler: str = _key(run=True)
     pruner: str = _key(run=True)
+    pruner_warmup_epochs: Optional[int] = _key(run=True)
     max_failure_rate: float = _key(run=True)
     export_dir: str = _key(run=True)
     artifact_dir: Optional[str] = _key(run=True)
@@ -367,6 +368,9 @@ def validate_structure(cfg: DictConfig) -> None:
     _require(isinstance(lr_range, bool), f"lr_range_test must be true or false, got {lr_range!r}")
     _require(sweep.sampler in SAMPLERS, f"sweep.sampler must be one of {list(SAMPLERS)}, got {sweep.sampler!r}")
     _require(sweep.pruner in PRUNERS, f"sweep.pruner must be one of {list(PRUNERS)}, got {sweep.pruner!r}")
+    warmup, max_epochs = sweep.pruner_warmup_epochs, cfg.trainer.max_epochs
+    _require(warmup is None or 0 <= warmup < max_epochs,
+             f"sweep.pruner_warmup_epochs must be >= 0 and < trainer.max_epochs ({max_epochs}) or null, got {warmup}")
     _require(
         0.0 <= sweep.max_failure_rate <= 1.0,
         f"sweep.max_failure_rate must be in [0, 1], got {sweep.max_failure_rate}",

@@ -94,14 +94,17 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
                                           n_startup_trials=8)
 
 
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, max_epochs: int, warmup_epochs: int | None = None) -> optuna.pruners.BasePruner:
+    """The pruner ``sweep.pruner`` names; ``warmup_epochs`` (``sweep.pruner_warmup_epochs``) is the median
+    pruner's warm-up, None for :func:`median_warmup_epochs`."""
     if name == "none":
         return optuna.pruners.NopPruner()
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=max_epochs)
     if name == "successive_halving":
         return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=median_warmup_epochs(max_epochs))
+    warmup = median_warmup_epochs(max_epochs) if warmup_epochs is None else warmup_epochs
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=warmup)
 
 
 def median_warmup_epochs(max_epochs: int) -> int:
@@ -152,7 +155,7 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
         study_name=name,
         storage=storage,
         sampler=make_sampler(sweep.sampler, seed),
-        pruner=make_pruner(sweep.pruner, exp.cfg.trainer.max_epochs),
+        pruner=make_pruner(sweep.pruner, exp.cfg.trainer.max_epochs, sweep.pruner_warmup_epochs),
     )
 
 

@@ -121,6 +121,35 @@ def test_make_pruner_median_warms_up_a_quarter_of_max_epochs(max_epochs, warmup_
     assert prunes_at[0] == warmup_epochs
 
 
+@pytest.mark.parametrize(("warmup_epochs", "expected"), [(None, 10), (0, 0), (20, 20), (39, 39)])
+def test_make_pruner_median_warms_up_sweep_pruner_warmup_epochs_when_set(warmup_epochs, expected):
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 40, warmup_epochs))
+    for _ in range(5):
+        trial = study.ask()
+        for step in range(40):
+            trial.report(1.0, step)
+        study.tell(trial, 1.0)
+    trial = study.ask()
+    assert [step for step in range(40) if _report_and_ask(trial, step)][0] == expected
+
+
 def _report_and_ask(trial, step):
     trial.report(0.0, step)
     return trial.should_prune()
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [([], 3), (["sweep.pruner_warmup_epochs=7"], 7)])
+def test_open_study_gives_the_median_pruner_sweep_pruner_warmup_epochs(in_tmp, overrides, expected):
+    from sweeps.driver._driver import storage_for
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import open_study
+
+    exp, _ = prepare(["+experiment=quickstart", f"sweep.storage=sqlite:///{in_tmp}/sweeps.db", *overrides])
+    study = open_study(exp, storage_for(exp))
+    for _ in range(5):
+        trial = study.ask()
+        for step in range(12):
+            trial.report(1.0, step)
+        study.tell(trial, 1.0)
+    trial = study.ask()
+    assert [step for step in range(12) if _report_and_ask(trial, step)][0] == expected
