@@ -4,6 +4,8 @@
     PYTHONPATH=$PWD python -m benchmarks --quick --skip hos,workers,threads,growth,scaling   # the smoke test's budget
     PYTHONPATH=$PWD python -m benchmarks --only threads --out /tmp/threads.md   # one section alone
     PYTHONPATH=$PWD python -m benchmarks --only efficiency   # sample efficiency alone (MNIST-1D, 5 methods x 5 seeds)
+    PYTHONPATH=$PWD python -m benchmarks --only efficiency --efficiency-methods defaults,hos \
+        --efficiency-variant 'sweep.pruner_warmup_epochs=20' --out /tmp/warmup.md   # a variant beside the defaults
 
 Every figure compares variants measured side by side in one run, interleaved, and prints the min,
 median and max over repeats (or seeds): these machines are noisy, so compare within one run only.
@@ -16,6 +18,7 @@ import datetime
 import os
 import platform
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -52,6 +55,12 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--efficiency-experiment", default="mnist1d_cnn", choices=sorted(RECIPES),
                         help="the experiment of the sample-efficiency section (its baselines: benchmarks/recipes.py)")
     parser.add_argument("--seeds", type=int, default=5, help="seeds of the sample-efficiency comparison")
+    parser.add_argument("--efficiency-methods", default=",".join(efficiency.METHOD_NAMES),
+                        help="comma-separated methods of the sample-efficiency comparison (defaults always runs): "
+                             + ",".join(efficiency.METHOD_NAMES))
+    parser.add_argument("--efficiency-variant", dest="efficiency_variants", action="append", default=[],
+                        metavar="OVERRIDES", help="another method: sweeps' defaults with these space-separated "
+                        "overrides (e.g. 'sweep.pruner_warmup_epochs=20'); repeat for more")
     parser.add_argument("--budget-epochs", type=int, default=BUDGET_EPOCHS,
                         help="training epochs per method and seed, selection re-trainings included")
     parser.add_argument("--max-epochs", type=int, default=None,
@@ -73,6 +82,18 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     unknown = (args.skip | only) - set(SECTIONS)
     if unknown:
         parser.error(f"--skip: unknown sections {sorted(unknown)}; choose from {SECTIONS}")
+    args.efficiency_methods = [m for m in args.efficiency_methods.split(",") if m] + ["defaults"]
+    unknown = set(args.efficiency_methods) - set(efficiency.METHOD_NAMES)
+    if unknown:
+        parser.error(f"--efficiency-methods: unknown methods {sorted(unknown)}; choose from "
+                     f"{list(efficiency.METHOD_NAMES)}")
+    args.efficiency_methods = list(dict.fromkeys(args.efficiency_methods))
+    if "hos" not in args.efficiency_methods:
+        args.skip.add("hos")
+    args.efficiency_variants = [shlex.split(v) for v in args.efficiency_variants]
+    if any(not v or not all("=" in o for o in v) for v in args.efficiency_variants):
+        parser.error(f"--efficiency-variant: expected space-separated KEY=VALUE overrides, got "
+                     f"{[' '.join(v) for v in args.efficiency_variants]}")
     if args.quick:
         args.repeats, args.overhead_trials, args.overhead_epochs, args.throughput_epochs = 1, 3, 1, 1
         args.preflight_trials, args.budget_epochs, args.max_epochs, args.workers_trials = 2, 30, 2, 2
@@ -282,6 +303,9 @@ def sample_efficiency(args: argparse.Namespace, folder: Path) -> list[str]:
     skip = ",".join(s for s in SECTIONS if s not in ("efficiency", "hos"))
     command = (f"PYTHONPATH=$PWD python -m benchmarks --skip {skip} --efficiency-experiment {experiment} "
                f"--seeds {args.seeds} --budget-epochs {budget} --max-epochs {max_epochs} --parallel {args.parallel}")
+    if set(args.efficiency_methods) != set(efficiency.METHOD_NAMES):
+        command += f" --efficiency-methods {','.join(args.efficiency_methods)}"
+    command += "".join(f" --efficiency-variant {shlex.quote(' '.join(v))}" for v in args.efficiency_variants)
     n_jobs = sum(len(row["curves"]) for row in measured.values())
     lines = [
         f"`{experiment}`'s search space (`python -m sweeps +experiment={experiment}`), {max_epochs} epochs per full "
@@ -304,7 +328,11 @@ def sample_efficiency(args: argparse.Namespace, folder: Path) -> list[str]:
         f"- `{efficiency.PLAIN}`: `benchmarks/plain_optuna.py`, a hand-written `optuna.create_study` loop with "
         "`TPESampler(seed=seed)` at its defaults, the search space suggested define-by-run, no pruning;",
         f"- `{efficiency.HOS}`: Hydra multirun through `benchmarks/hos/app.py` (its search space is flat: the "
-        "sweeper has no conditional parameters), in its own virtual environment.",
+        "sweeper has no conditional parameters), in its own virtual environment;",
+        *[f"- `{efficiency.variant_name(v)}`: `{efficiency.OURS}` with `{' '.join(v)}` appended;"
+          for v in args.efficiency_variants],
+        "",
+        f"Methods in this run: {', '.join(f'`{m}`' for m in efficiency.methods_of(args, python))}.",
         "",
         "The baselines train through `benchmarks/recipes.py`: the same samples and train/validation split, model, "
         "optimizer, batch size, schedules, weight averaging and `practices.train.fit` as a sweeps trial (the "

@@ -19,6 +19,7 @@ same budget (they count as epochs, and their values do not count as found config
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import shutil
@@ -34,6 +35,8 @@ OURS, OURS_OFF = "sweeps (defaults)", "sweeps, select=off"
 RANDOM, PLAIN = "random search, no pruning", "plain Optuna TPE, no pruning"
 HOS = "hydra-optuna-sweeper (TPE, multirun)"
 METHODS = (OURS, OURS_OFF, RANDOM, PLAIN, HOS)
+# --efficiency-methods names; `defaults` is always run (the targets are its).
+METHOD_NAMES = {"defaults": OURS, "select-off": OURS_OFF, "random": RANDOM, "plain": PLAIN, "hos": HOS}
 HOS_REQUIREMENTS = ["hydra-optuna-sweeper==1.2.0", "optuna<3", "sqlalchemy<2", "hydra-core<1.4", "numpy<2",
                     "scikit-learn", "pandas"]
 # Greydanus 2020, "Scaling down deep learning" (MNIST-1D), test accuracies of its baselines.
@@ -53,8 +56,24 @@ def epochs_overrides(experiment: str, max_epochs: int) -> list[str]:
     return out
 
 
-def _sweep_job(method: str, seed: int, args: Any, folder: Path) -> dict[str, Any]:
-    run_dir = folder / f"{_slug(method)}-{seed}"
+def variant_name(overrides: list[str]) -> str:
+    """The method row of an ``--efficiency-variant``: sweeps' defaults with ``overrides`` appended."""
+    return "sweeps, " + " ".join(overrides)
+
+
+def methods_of(args: Any, python: Path | None) -> dict[str, list[str]]:
+    """The methods this run compares, in order, each with the overrides it adds to sweeps' defaults
+    (``--efficiency-variant``; none for the standard methods); hydra-optuna-sweeper only with ``python``."""
+    chosen = {METHOD_NAMES[name] for name in args.efficiency_methods}
+    out: dict[str, list[str]] = {m: [] for m in METHODS if m in chosen and (m != HOS or python is not None)}
+    for overrides in args.efficiency_variants:
+        out[variant_name(overrides)] = list(overrides)
+    return out
+
+
+def _sweep_job(method: str, seed: int, args: Any, folder: Path, extra: tuple[str, ...] = (),
+               slug: str = "") -> dict[str, Any]:
+    run_dir = folder / f"{slug or _slug(method)}-{seed}"
     run_dir.mkdir(parents=True, exist_ok=True)
     storage, export_dir = f"sqlite:///{run_dir}/study.db", f"{run_dir}/exports"
     overrides = [f"+experiment={args.efficiency_experiment}", *epochs_overrides(args.efficiency_experiment,
@@ -64,6 +83,7 @@ def _sweep_job(method: str, seed: int, args: Any, folder: Path) -> dict[str, Any
         overrides.append("select=off")
     if method == RANDOM:
         overrides += ["sweep.sampler=random", "sweep.pruner=none", "monitor=off", "preflight=off", "select=off"]
+    overrides += list(extra)  # last: a variant's values win over the experiment's
     return {"kind": "sweep", "method": method, "seed": seed, "overrides": overrides, "storage": storage,
             "study": args.efficiency_experiment, "export_dir": export_dir, "budget_epochs": args.budget_epochs,
             "max_epochs": args.max_epochs, "folder": str(run_dir)}
@@ -156,18 +176,22 @@ def measure(args: Any, folder: Path, python: Path | None) -> dict[str, Any]:
 
     data = folder / "trainval.npz"
     recipes.save_train_val(args.efficiency_experiment, str(data))
-    methods = [m for m in METHODS if m != HOS or python is not None]
+    methods = methods_of(args, python)
+    variants = [m for m, extra in methods.items() if extra]
     jobs = []
     for seed in range(args.seeds):
-        for method in methods:
-            if method == HOS:
+        for method, extra in methods.items():
+            if extra:
+                slug = f"variant{variants.index(method)}"
+                jobs.append(_sweep_job(method, seed, args, folder, tuple(extra), slug=slug))
+            elif method == HOS:
                 jobs.append(_hos_job(python, seed, args, folder, data))
             elif method == PLAIN:
                 jobs.append({"kind": "plain", "method": PLAIN, "seed": seed, "experiment": args.efficiency_experiment,
                              "budget_epochs": args.budget_epochs, "max_epochs": args.max_epochs})
             else:
                 jobs.append(_sweep_job(method, seed, args, folder))
-    return collect(run_jobs(jobs, folder, parallel=args.parallel), methods, args.budget_epochs)
+    return collect(run_jobs(jobs, folder, parallel=args.parallel), list(methods), args.budget_epochs)
 
 
 def collect(results: dict[str, Any], methods: list[str], budget_epochs: int) -> dict[str, Any]:
@@ -201,7 +225,7 @@ def plot(measured: dict[str, Any], path: Path, title: str) -> None:
     styles = [{"linewidth": 2.4}, {"linestyle": "--", "linewidth": 1.8}, {"linestyle": ":", "linewidth": 1.8},
               {"linestyle": "-.", "linewidth": 1.6}, {"linestyle": (0, (5, 1, 1, 1)), "linewidth": 1.6}]
     finals = []
-    for (method, row), style in zip(measured.items(), styles):
+    for (method, row), style in zip(measured.items(), itertools.cycle(styles)):
         runs = row["curves"]
         x = range(1, len(runs[0]) + 1)
         columns = list(zip(*runs))

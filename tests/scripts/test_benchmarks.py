@@ -242,6 +242,27 @@ def test_only_skips_every_other_section():
         _args(["--only", "nonsense"])
 
 
+def test_efficiency_methods_and_variants_choose_the_rows_and_their_overrides(tmp_path):
+    from benchmarks.__main__ import _args
+    from benchmarks.efficiency import HOS, OURS, _sweep_job, methods_of
+
+    args = _args(["--efficiency-methods", "hos", "--efficiency-variant", "sweep.pruner_warmup_epochs=20 select=off",
+                  "--efficiency-variant", "monitor.patience=null"])
+    variant = "sweeps, sweep.pruner_warmup_epochs=20 select=off"
+    assert methods_of(args, Path("python")) == {
+        OURS: [], HOS: [], variant: ["sweep.pruner_warmup_epochs=20", "select=off"],
+        "sweeps, monitor.patience=null": ["monitor.patience=null"]}
+    assert HOS not in methods_of(args, None)
+    assert "hos" not in args.skip, "the sweeper runs when asked for"
+    job = _sweep_job(variant, 3, args, tmp_path, ("sweep.pruner_warmup_epochs=20", "select=off"), slug="variant0")
+    assert job["overrides"][-2:] == ["sweep.pruner_warmup_epochs=20", "select=off"], "a variant's values win"
+    assert job["folder"] == str(tmp_path / "variant0-3") and "sweep.seed=3" in job["overrides"]
+    assert "hos" in _args(["--efficiency-methods", "random"]).skip, "no sweeper environment when it is not compared"
+    for bad in (["--efficiency-methods", "grid"], ["--efficiency-variant", "select"], ["--efficiency-variant", ""]):
+        with pytest.raises(SystemExit):
+            _args(bad)
+
+
 def test_threads_section_runs_each_setting_per_repeat_in_rotated_order(tmp_path, monkeypatch):
     import argparse
 
