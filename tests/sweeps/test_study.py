@@ -104,38 +104,34 @@ def test_study_made_before_weight_averaging_resumes_and_averaging_counts_as_a_ch
     assert "the fixed config changed since study 'sweeps' was created (trainer.averaging" in capsys.readouterr().err
 
 
+def _first_pruned_epoch(study: optuna.Study, max_epochs: int) -> int:
+    """The first epoch at which the study's pruner stops a trial worse than 5 finished ones.
+    MedianPruner keeps its warm-up as _n_warmup_steps and has no public getter: read what prune() does."""
+    for _ in range(5):
+        trial = study.ask()
+        for step in range(max_epochs):
+            trial.report(1.0, step)
+        study.tell(trial, 1.0)
+    trial = study.ask()
+    for step in range(max_epochs):
+        trial.report(0.0, step)
+        if trial.should_prune():
+            return step
+    raise AssertionError("never pruned")
+
+
 @pytest.mark.parametrize(("max_epochs", "warmup_epochs"), [(1, 0), (2, 1), (6, 1), (12, 3), (25, 6), (40, 10)])
 def test_make_pruner_median_warms_up_a_quarter_of_max_epochs(max_epochs, warmup_epochs):
     pruner = make_pruner("median", max_epochs)
     assert isinstance(pruner, optuna.pruners.MedianPruner)
     assert median_warmup_epochs(max_epochs) == warmup_epochs
-    # MedianPruner keeps it as _n_warmup_steps and has no public getter: read what prune() does instead.
-    study = optuna.create_study(direction="maximize", pruner=pruner)
-    for value in (1.0, 1.0, 1.0, 1.0, 1.0):
-        trial = study.ask()
-        for step in range(max_epochs):
-            trial.report(value, step)
-        study.tell(trial, value)
-    trial = study.ask()
-    prunes_at = [step for step in range(max_epochs) if _report_and_ask(trial, step)]
-    assert prunes_at[0] == warmup_epochs
+    assert _first_pruned_epoch(optuna.create_study(direction="maximize", pruner=pruner), max_epochs) == warmup_epochs
 
 
 @pytest.mark.parametrize(("warmup_epochs", "expected"), [(None, 10), (0, 0), (20, 20), (39, 39)])
 def test_make_pruner_median_warms_up_sweep_pruner_warmup_epochs_when_set(warmup_epochs, expected):
     study = optuna.create_study(direction="maximize", pruner=make_pruner("median", 40, warmup_epochs))
-    for _ in range(5):
-        trial = study.ask()
-        for step in range(40):
-            trial.report(1.0, step)
-        study.tell(trial, 1.0)
-    trial = study.ask()
-    assert [step for step in range(40) if _report_and_ask(trial, step)][0] == expected
-
-
-def _report_and_ask(trial, step):
-    trial.report(0.0, step)
-    return trial.should_prune()
+    assert _first_pruned_epoch(study, 40) == expected
 
 
 @pytest.mark.parametrize(("overrides", "expected"), [([], 3), (["sweep.pruner_warmup_epochs=7"], 7)])
@@ -145,11 +141,4 @@ def test_open_study_gives_the_median_pruner_sweep_pruner_warmup_epochs(in_tmp, o
     from sweeps.study._study import open_study
 
     exp, _ = prepare(["+experiment=quickstart", f"sweep.storage=sqlite:///{in_tmp}/sweeps.db", *overrides])
-    study = open_study(exp, storage_for(exp))
-    for _ in range(5):
-        trial = study.ask()
-        for step in range(12):
-            trial.report(1.0, step)
-        study.tell(trial, 1.0)
-    trial = study.ask()
-    assert [step for step in range(12) if _report_and_ask(trial, step)][0] == expected
+    assert _first_pruned_epoch(open_study(exp, storage_for(exp)), 12) == expected
