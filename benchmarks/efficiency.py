@@ -177,13 +177,12 @@ def measure(args: Any, folder: Path, python: Path | None) -> dict[str, Any]:
     data = folder / "trainval.npz"
     recipes.save_train_val(args.efficiency_experiment, str(data))
     methods = methods_of(args, python)
-    variants = [m for m, extra in methods.items() if extra]
+    slugs = {m: f"variant{i}" for i, m in enumerate(m for m, extra in methods.items() if extra)}
     jobs = []
     for seed in range(args.seeds):
         for method, extra in methods.items():
             if extra:
-                slug = f"variant{variants.index(method)}"
-                jobs.append(_sweep_job(method, seed, args, folder, tuple(extra), slug=slug))
+                jobs.append(_sweep_job(method, seed, args, folder, tuple(extra), slug=slugs[method]))
             elif method == HOS:
                 jobs.append(_hos_job(python, seed, args, folder, data))
             elif method == PLAIN:

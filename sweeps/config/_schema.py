@@ -368,7 +368,7 @@ def validate_structure(cfg: DictConfig) -> None:
     _require(isinstance(lr_range, bool), f"lr_range_test must be true or false, got {lr_range!r}")
     _require(sweep.sampler in SAMPLERS, f"sweep.sampler must be one of {list(SAMPLERS)}, got {sweep.sampler!r}")
     _require(sweep.pruner in PRUNERS, f"sweep.pruner must be one of {list(PRUNERS)}, got {sweep.pruner!r}")
-    warmup, max_epochs = sweep.pruner_warmup_epochs, cfg.trainer.max_epochs
+    warmup, max_epochs = sweep.pruner_warmup_epochs, trainer.max_epochs
     _require(warmup is None or 0 <= warmup < max_epochs,
              f"sweep.pruner_warmup_epochs must be >= 0 and < trainer.max_epochs ({max_epochs}) or null, got {warmup}")
     _require(
