@@ -71,6 +71,7 @@ class SweepConfig:
     timeout: Optional[float] = _key(run=True)
     seed: int = _key()
     sampler: str = _key(run=True)
+    tpe_startup_trials: int = _key(run=True)
     pruner: str = _key(run=True)
     pruner_warmup_epochs: Optional[int] = _key(run=True)
     max_failure_rate: float = _key(run=True)
@@ -367,6 +368,7 @@ def validate_structure(cfg: DictConfig) -> None:
     lr_range = cfg.get("lr_range_test", _primary().lr_range_test)
     _require(isinstance(lr_range, bool), f"lr_range_test must be true or false, got {lr_range!r}")
     _require(sweep.sampler in SAMPLERS, f"sweep.sampler must be one of {list(SAMPLERS)}, got {sweep.sampler!r}")
+    _require(sweep.tpe_startup_trials >= 0, f"sweep.tpe_startup_trials must be >= 0, got {sweep.tpe_startup_trials}")
     _require(sweep.pruner in PRUNERS, f"sweep.pruner must be one of {list(PRUNERS)}, got {sweep.pruner!r}")
     warmup, max_epochs = sweep.pruner_warmup_epochs, trainer.max_epochs
     _require(warmup is None or 0 <= warmup < max_epochs,

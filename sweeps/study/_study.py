@@ -82,7 +82,9 @@ def git_commit() -> str | None:
     return head.stdout.split("\n")[1].strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+def make_sampler(name: str, seed: int, tpe_startup_trials: int = 8) -> optuna.samplers.BaseSampler:
+    """The sampler ``sweep.sampler`` names; ``tpe_startup_trials`` (``sweep.tpe_startup_trials``) is how many
+    trials TPE samples at random before it models the finished ones."""
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "qmc":
@@ -91,7 +93,7 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True, constant_liar=True,
-                                          n_startup_trials=8)
+                                          n_startup_trials=tpe_startup_trials)
 
 
 def make_pruner(name: str, max_epochs: int, warmup_epochs: int | None = None) -> optuna.pruners.BasePruner:
@@ -154,7 +156,7 @@ def open_study(exp: Experiment, storage: optuna.storages.BaseStorage, worker: in
     return optuna.load_study(
         study_name=name,
         storage=storage,
-        sampler=make_sampler(sweep.sampler, seed),
+        sampler=make_sampler(sweep.sampler, seed, sweep.tpe_startup_trials),
         pruner=make_pruner(sweep.pruner, exp.cfg.trainer.max_epochs, sweep.pruner_warmup_epochs),
     )
 

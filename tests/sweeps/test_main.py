@@ -20,6 +20,7 @@ CASES = [
     (["search.model.hidden.choices=[]"], "search.model.hidden.choices must be a non-empty list, got []"),
     (["sweep.n_trials=0"], "sweep.n_trials must be >= 1, got 0"),
     (["sweep.sampler=grid"], "sweep.sampler must be one of ['tpe', 'random', 'qmc'], got 'grid'"),
+    (["sweep.tpe_startup_trials=-1"], "sweep.tpe_startup_trials must be >= 0, got -1"),
     (["sweep.pruner=fast"], "sweep.pruner must be one of"),
     (["sweep.pruner_warmup_epochs=12"],
      "sweep.pruner_warmup_epochs must be >= 0 and < trainer.max_epochs (12) or null, got 12"),

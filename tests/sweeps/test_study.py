@@ -5,7 +5,7 @@ import pytest
 
 from sweeps.__main__ import main
 from sweeps.storage import study_id, study_storage
-from sweeps.study import _records, make_pruner, median_warmup_epochs
+from sweeps.study import _records, make_pruner, make_sampler, median_warmup_epochs
 
 # vault.auto_open=false: the resume extends the study, which an opened vault would refuse.
 BASE = ["sweep.n_trials=1", "trainer.max_epochs=1", "trainer.num_threads=1", "vault.auto_open=false",
@@ -142,3 +142,32 @@ def test_open_study_gives_the_median_pruner_sweep_pruner_warmup_epochs(in_tmp, o
 
     exp, _ = prepare(["+experiment=quickstart", f"sweep.storage=sqlite:///{in_tmp}/sweeps.db", *overrides])
     assert _first_pruned_epoch(open_study(exp, storage_for(exp)), 12) == expected
+
+
+def _sampled_x(sampler: optuna.samplers.BaseSampler, n_trials: int = 8) -> list[float]:
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda trial: (trial.suggest_float("x", -1.0, 1.0) - 0.3) ** 2, n_trials=n_trials)
+    return [trial.params["x"] for trial in study.trials]
+
+
+@pytest.mark.parametrize("startup_trials", [0, 2, 5])
+def test_make_sampler_tpe_samples_sweep_tpe_startup_trials_at_random_then_models(startup_trials):
+    # TPE draws its startup trials from a RandomSampler with its own seed: the same values, then its own.
+    random = _sampled_x(optuna.samplers.RandomSampler(seed=3))
+    tpe = _sampled_x(make_sampler("tpe", 3, startup_trials))
+    assert tpe[:startup_trials] == random[:startup_trials]
+    assert all(a != b for a, b in zip(tpe[startup_trials:], random[startup_trials:]))
+
+
+@pytest.mark.parametrize(("overrides", "expected"), [([], 8), (["sweep.tpe_startup_trials=3"], 3)])
+def test_open_study_gives_tpe_sweep_tpe_startup_trials(in_tmp, overrides, expected):
+    from sweeps.driver._driver import storage_for
+    from sweeps.experiment._build import derive_seed
+    from sweeps.experiment._experiment import prepare
+    from sweeps.study._study import open_study
+
+    exp, _ = prepare(["+experiment=quickstart", f"sweep.storage=sqlite:///{in_tmp}/sweeps.db", *overrides])
+    study = open_study(exp, storage_for(exp))
+    random = _sampled_x(optuna.samplers.RandomSampler(seed=derive_seed(exp.cfg.sweep.seed, 0, 0)), 10)
+    tpe = _sampled_x(study.sampler, 10)
+    assert tpe[:expected] == random[:expected] and tpe[expected] != random[expected]
