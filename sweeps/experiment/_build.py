@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import functools
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from practices.averaging import WeightAverage, swa_start
@@ -31,17 +32,58 @@ def trial_seed(study_seed: int, trial_number: int) -> int:
 
 def make_model(cfg: DictConfig, in_shape: Sequence[int], n_classes: int) -> torch.nn.Module:
     """``cfg.model`` instantiated for inputs of ``in_shape`` and ``n_classes`` classes (errors unwrapped)."""
-    return instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes, _convert_="all")
+    return _instantiate(cfg.model, in_shape=tuple(in_shape), n_classes=n_classes)
 
 
 def make_optimizer(cfg: DictConfig) -> Any:
     """``cfg.optimizer`` as a partial that takes the model's parameters."""
-    return instantiate(cfg.optimizer, _convert_="all")
+    return _instantiate(cfg.optimizer)
 
 
 def make_schedule(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> Any:
     """``cfg.schedule`` built on ``optimizer``."""
-    return instantiate(cfg.schedule, _convert_="all")(optimizer)
+    return _instantiate(cfg.schedule)(optimizer)
+
+
+# Keys of a node that a direct call handles as Hydra's instantiate does; any other ``_`` key goes to Hydra.
+_DIRECT_KEYS = frozenset({"_target_", "_partial_", "_convert_"})
+
+
+def _instantiate(node: DictConfig, **kwargs: Any) -> Any:
+    """Hydra's ``instantiate(node, **kwargs, _convert_="all")``, as a direct call where the node is flat
+    (no nested ``_target_``, no other special key): Hydra's walk of the node costs 1.5-3.5 ms a group
+    against 0.05-0.5 ms for building it (three groups a trial, and again in every preflight probe)."""
+    keys = OmegaConf.to_container(node, resolve=True)
+    target = _direct_target(keys)
+    if target is None:  # Hydra builds it, and words the error when the target cannot be found
+        return instantiate(node, **kwargs, _convert_="all")
+    partial = keys.pop("_partial_", False)
+    arguments = {key: value for key, value in keys.items() if key not in _DIRECT_KEYS}
+    arguments.update(kwargs)
+    return functools.partial(target, **arguments) if partial else target(**arguments)
+
+
+def _direct_target(keys: dict[str, Any]) -> Callable[..., Any] | None:
+    if set(k for k in keys if str(k).startswith("_")) - _DIRECT_KEYS or not isinstance(keys.get("_target_"), str):
+        return None
+    if not isinstance(keys.get("_partial_", False), bool) or any(_nests_target(v) for v in keys.values()):
+        return None
+    return _locate(keys["_target_"])
+
+
+def _nests_target(value: Any) -> bool:
+    if isinstance(value, dict):
+        return "_target_" in value or any(_nests_target(v) for v in value.values())
+    return isinstance(value, list) and any(_nests_target(v) for v in value)
+
+
+@functools.lru_cache(maxsize=256)
+def _locate(path: str) -> Callable[..., Any] | None:
+    try:
+        target = get_object(path)
+    except Exception:  # not importable: Hydra's own call raises, with its wording
+        return None
+    return target if callable(target) else None
 
 
 def load_data(cfg: DictConfig) -> tuple[np.ndarray, np.ndarray, Split]:

@@ -79,3 +79,43 @@ def test_train_with_averaging_returns_the_averaged_model(small):
     assert [s.train_loss for s in ema.history] == [s.train_loss for s in plain.history]
     assert ema.history[-1].val_loss != plain.history[-1].val_loss
     assert evaluate(built_ema.model, data.X_val, data.y_val)[0] == pytest.approx(ema.history[-1].val_loss, rel=1e-6)
+
+
+@pytest.mark.parametrize("node", [
+    {"_target_": "practices.models.CNN", "channels": [4, 8], "kernel_size": 3, "hidden": 8, "dropout": 0.0},
+    {"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1, "momentum": 0.9},
+    {"_target_": "collections.OrderedDict", "inner": {"_target_": "collections.OrderedDict", "a": 1}},
+    {"_target_": "collections.OrderedDict", "_recursive_": False, "a": {"b": [1, 2]}},
+])
+def test_instantiate_builds_what_hydra_builds(node):
+    import functools
+
+    from hydra.utils import instantiate
+    from omegaconf import OmegaConf
+
+    from sweeps.experiment._build import _instantiate
+
+    cfg = OmegaConf.create(node)
+    extra = {"in_shape": (1, 8, 8), "n_classes": 3} if "CNN" in node["_target_"] else {}
+    ours, hydras = _instantiate(cfg, **extra), instantiate(cfg, **extra, _convert_="all")
+    if node.get("_partial_"):  # Hydra returns its own deferred call: compare what both build
+        assert isinstance(ours, functools.partial)
+        weights = [torch.nn.Parameter(torch.zeros(2))]
+        built, expected = ours(weights), hydras(weights)
+        assert type(built) is type(expected) and built.defaults == expected.defaults
+        return
+    assert type(ours) is type(hydras)
+    if isinstance(ours, torch.nn.Module):
+        assert str(ours) == str(hydras)
+    else:
+        assert ours == hydras
+
+
+def test_instantiate_words_an_unknown_target_as_hydra_does():
+    from hydra.errors import InstantiationException
+    from omegaconf import OmegaConf
+
+    from sweeps.experiment._build import _instantiate
+
+    with pytest.raises(InstantiationException, match="nosuch.module.Model"):
+        _instantiate(OmegaConf.create({"_target_": "nosuch.module.Model"}))
