@@ -132,3 +132,22 @@ def test_adams_betas_are_searchable_as_scalar_keys(in_tmp):
     built = build(cfg, (1, 8, 8), 10, seed=0)
     assert isinstance(built.optimizer, torch.optim.Adam)
     assert built.optimizer.param_groups[0]["betas"] == (0.85, 0.99)
+
+
+def test_config_for_resolves_interpolations_of_the_base_the_options_and_the_values():
+    from omegaconf import OmegaConf
+
+    from sweeps.config._space import config_for
+
+    base = OmegaConf.create({"trainer": {"max_epochs": 4}, "schedule": {"n_epochs": "${trainer.max_epochs}"},
+                             "model": {"width": 8}})
+    options = {"schedule": {"constant": OmegaConf.create({"k": 1}),
+                            "cosine": OmegaConf.create({"n_epochs": "${trainer.max_epochs}"})}}
+    kept = config_for(base, options, {}, {"trainer.max_epochs": 6})
+    assert OmegaConf.to_container(kept) == {"trainer": {"max_epochs": 6}, "schedule": {"n_epochs": 6},
+                                            "model": {"width": 8}}
+    assert config_for(base, options, {"schedule": "cosine"}, {"trainer.max_epochs": 7}).schedule.n_epochs == 7
+    replaced = config_for(base, options, {"schedule": "constant"}, {"model.width": "${trainer.max_epochs}"})
+    assert replaced.model.width == 4 and not OmegaConf.is_interpolation(replaced.model, "width")
+    plain = config_for(base, options, {"schedule": "constant"}, {"model.width": 16})
+    assert OmegaConf.to_container(plain) == {"trainer": {"max_epochs": 4}, "schedule": {"k": 1}, "model": {"width": 16}}
