@@ -33,6 +33,7 @@ from sweeps._interrupt import Interrupted, deferred, handling_signals, ignoring_
 from sweeps._say import say
 from sweeps.driver._loop import run_trials, storage_for
 from sweeps.experiment._experiment import Experiment
+from sweeps.trial._report import remove_scratch
 
 __all__ = ["die_with_parent", "run_workers", "worker_main"]
 
@@ -88,6 +89,8 @@ def worker_main(overrides: list[str], index: int, n_threads: int, gpu: str | Non
         except Interrupted as exc:
             # The parent prints the one line about it; the trial was queued again.
             sys.exit(exc.exit_code)
+        finally:
+            remove_scratch()
 
 
 def _work(overrides: list[str], index: int, n_threads: int, gpu: str | None, max_trials: int | None,

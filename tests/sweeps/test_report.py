@@ -1,6 +1,7 @@
 """The trial report: note, plots and checkpoints in the study's storage and artifact store."""
 
 import io
+import os
 import sys
 
 import optuna
@@ -301,3 +302,14 @@ def test_report_a_database_made_again_at_the_same_path_gets_its_notes(in_tmp):
         shutil.rmtree(in_tmp / folder)
     assert main(SHARED) == 0
     assert _drawn_and_noted(in_tmp)
+
+
+def test_report_scratch_folder_is_emptied_after_each_report_and_removed_at_the_end(small_sweep):
+    from sweeps.trial import _report
+
+    folders = [folder for (pid, _), folder in _report._SCRATCH.items() if pid == os.getpid()]
+    assert folders, "the sweep's reports went through a scratch folder"
+    assert all(folder.is_dir() and not any(folder.iterdir()) for folder in folders)
+    _report.remove_scratch()
+    assert not any(folder.exists() for folder in folders)
+    assert not [key for key in _report._SCRATCH if key[0] == os.getpid()]
